@@ -1,0 +1,9 @@
+"""Periodic tasks run by `celery beat`.
+
+Timers (review windows, delivery deadlines, dispute answer windows) are rows with
+a due time; the tasks listed here scan them. Later apps add their entries.
+"""
+
+from typing import Any
+
+BEAT_SCHEDULE: dict[str, dict[str, Any]] = {}

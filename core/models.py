@@ -1,0 +1,57 @@
+"""Core data: users with a marketplace role, the shared base model, and the
+evidence chain.
+
+The evidence chain is an append-only, hash-linked log. Each record's hash covers
+the previous record's hash and the canonical JSON of its own envelope (sequence
+number, kind, subject and payload), so changing, deleting or reordering any
+record breaks every hash after it. Records are written only through
+`core.services.evidence_append`, which serialises writers; on PostgreSQL a
+trigger refuses UPDATE and DELETE on the table outright.
+"""
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+
+
+class TimeStampedModel(models.Model):
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class User(AbstractUser):
+    class Role(models.TextChoices):
+        BUYER = "buyer", "Buyer"
+        SELLER = "seller", "Seller"
+
+    # Staff (admins) are created with `createsuperuser` and carry no market role.
+    role = models.CharField(max_length=16, choices=Role.choices, blank=True, default="")
+
+    @property
+    def is_buyer(self) -> bool:
+        return self.role == self.Role.BUYER
+
+    @property
+    def is_seller(self) -> bool:
+        return self.role == self.Role.SELLER
+
+
+class EvidenceRecord(models.Model):
+    seq = models.PositiveBigIntegerField(unique=True)
+    kind = models.CharField(max_length=64, db_index=True)
+    subject = models.CharField(max_length=128, db_index=True)
+    payload = models.JSONField()
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["seq"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(seq__gte=1), name="evidence_seq_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.kind} {self.subject}"
