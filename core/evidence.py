@@ -37,7 +37,9 @@ class ChainFault:
         return f"record #{self.seq}: {self.reason}"
 
 
-def verify_chain(records: Iterable[Mapping[str, Any]], *, start_prev_hash: str = GENESIS_HASH, start_seq: int = 1) -> ChainFault | None:
+def verify_chain(
+    records: Iterable[Mapping[str, Any]], *, start_prev_hash: str = GENESIS_HASH, start_seq: int = 1
+) -> ChainFault | None:
     """Return the first fault in records given in stored order, or None.
 
     Each record is a mapping with seq, kind, subject, payload, prev_hash, hash.
@@ -49,7 +51,9 @@ def verify_chain(records: Iterable[Mapping[str, Any]], *, start_prev_hash: str =
         if seq != expected_seq:
             return ChainFault(seq, f"expected record #{expected_seq} here: a record is missing or out of order")
         if rec["prev_hash"] != expected_prev:
-            return ChainFault(seq, "prev_hash does not match the previous record's hash: a record was removed, inserted or reordered")
+            return ChainFault(
+                seq, "prev_hash does not match the previous record's hash: a record was removed, inserted or reordered"
+            )
         recomputed = record_hash(
             prev_hash=rec["prev_hash"], seq=seq, kind=rec["kind"], subject=rec["subject"], payload=rec["payload"]
         )

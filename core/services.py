@@ -7,8 +7,8 @@ from django.contrib.auth import authenticate
 from django.db import IntegrityError, connection, transaction
 from rest_framework.authtoken.models import Token
 
-from core.evidence import GENESIS_HASH, canonical_json, record_hash
 from core.errors import ValidationFailed
+from core.evidence import GENESIS_HASH, canonical_json, record_hash
 from core.models import EvidenceRecord, User
 
 # Arbitrary constant naming the PostgreSQL advisory lock that serialises

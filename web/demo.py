@@ -38,8 +38,6 @@ def seed_demo() -> list[DemoLogin]:
     for role, names in ((User.Role.BUYER, DEMO_BUYERS), (User.Role.SELLER, DEMO_SELLERS)):
         for name in names:
             if not User.objects.filter(username=name).exists():
-                services.user_register(
-                    username=name, email=f"{name}@pactum.invalid", password=DEMO_PASSWORD, role=role
-                )
+                services.user_register(username=name, email=f"{name}@pactum.invalid", password=DEMO_PASSWORD, role=role)
             logins.append(DemoLogin(name, role.value, DEMO_PASSWORD))
     return logins
