@@ -6,4 +6,6 @@ a due time; the tasks listed here scan them. Later apps add their entries.
 
 from typing import Any
 
-BEAT_SCHEDULE: dict[str, dict[str, Any]] = {}
+BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    "purge-idempotency-records": {"task": "core.tasks.idempotency_purge", "schedule": 3600.0},
+}

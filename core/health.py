@@ -6,7 +6,7 @@ from django.db import connections
 
 from config.celery import app as celery_app
 
-BROKER_TIMEOUT_SECONDS = 2.0
+BROKER_TIMEOUT_SECONDS = 2
 
 
 def check_database() -> tuple[bool, str]:

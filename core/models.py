@@ -55,3 +55,28 @@ class EvidenceRecord(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.kind} {self.subject}"
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a mutating API request sent with an
+    `Idempotency-Key` header, replayed for retries of the same request.
+
+    `scope` is a hash of the caller's credentials, so two clients never share
+    a key; `fingerprint` is a hash of method, path and body, so a key reused
+    for a different request is refused. `status_code` is null while the first
+    request is still running.
+    """
+
+    scope = models.CharField(max_length=64)
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    body = models.BinaryField(blank=True, default=b"")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scope", "key"], name="idempotency_unique_scope_key")]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.status_code or 'in progress'})"

@@ -5,20 +5,14 @@ from core.models import User
 TEST_PASSWORD = "correct-horse-battery-staple-7"
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+class UserFactory(factory.django.DjangoModelFactory[User]):
     class Meta:
         model = User
-        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
     role = User.Role.BUYER
-    password = factory.PostGenerationMethodCall("set_password", TEST_PASSWORD)
-
-    @factory.post_generation
-    def _save(obj, create, extracted, **kwargs):
-        if create:
-            obj.save()
+    password = factory.django.Password(TEST_PASSWORD)
 
 
 class BuyerFactory(UserFactory):
