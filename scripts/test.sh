@@ -105,9 +105,8 @@ export PACTUM_DATA_DIR="$work/data"
 export PYTHONDONTWRITEBYTECODE=1
 
 if [ "$mode" = "bench" ]; then
-  exec_rc=0
-  "$bin/pytest" benchmarks -p no:cacheprovider --benchmark-only "$@" || exec_rc=$?
-  exit "$exec_rc"
+  "$bin/pytest" benchmarks --benchmark-only "$@"
+  exit $?
 fi
 
 echo "== ruff"
