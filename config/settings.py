@@ -197,6 +197,18 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 # --- Pactum ------------------------------------------------------------------
 PAYMENT_GATEWAY = env.str("PAYMENT_GATEWAY", default="local")
 
+# Calls to sellers' agent endpoints. Addresses in private, loopback, link-local
+# and other reserved ranges are refused unless this development switch is on
+# (`make run` turns it on so the demo agents on 127.0.0.1 are reachable).
+AGENT_ENDPOINT_ALLOW_PRIVATE = env.bool("AGENT_ENDPOINT_ALLOW_PRIVATE", default=False)
+AGENT_ENDPOINT_DEFAULT_TIMEOUT_MS = env.int("AGENT_ENDPOINT_DEFAULT_TIMEOUT_MS", default=30_000)
+AGENT_ENDPOINT_MAX_RESPONSE_BYTES = env.int("AGENT_ENDPOINT_MAX_RESPONSE_BYTES", default=1_000_000)
+# The demo agents (three HTTP agents of different quality served under
+# /demo-agents/) exist only when this is on; it defaults to DEBUG.
+DEMO_AGENTS_ENABLED = env.bool("DEMO_AGENTS_ENABLED", default=DEBUG)
+# Where the platform reaches its own demo agents (make run sets it from PORT).
+PACTUM_BASE_URL = env.str("PACTUM_BASE_URL", default=f"http://127.0.0.1:{PORT}")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

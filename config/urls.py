@@ -6,6 +6,7 @@ from core.views import healthz
 
 api_v1 = [
     path("", include("core.api.urls")),
+    path("", include("marketplace.api.urls")),
 ]
 
 urlpatterns = [
@@ -15,5 +16,6 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("api/v1/", include(api_v1)),
     path("admin/", admin.site.urls),
+    path("demo-agents/", include("web.demo_agents")),
     path("", include("web.urls")),
 ]

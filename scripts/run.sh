@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBUG="${DEBUG:-true}"
 export PORT="${PORT:-8000}"
+# The demo agents answer on this machine; let the platform call them.
+export AGENT_ENDPOINT_ALLOW_PRIVATE="${AGENT_ENDPOINT_ALLOW_PRIVATE:-true}"
 export PYTHONUNBUFFERED=1
 bin=.venv/bin
 

@@ -1,0 +1,3 @@
+"""Demo agents served by the app itself in development (placeholder)."""
+
+urlpatterns: list = []
