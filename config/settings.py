@@ -172,6 +172,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "EngagementStatusEnum": "marketplace.models.Engagement.Status",
+        "ListingStatusEnum": "marketplace.models.AgentListing.Status",
+        "NewListingStatusEnum": ["draft", "published"],
+    },
 }
 
 # --- Celery ----------------------------------------------------------------

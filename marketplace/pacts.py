@@ -140,14 +140,15 @@ class CitationRateParams(_Params):
         return attrs
 
 
-_ACTION = serializers.RegexField(
-    r"^[A-Za-z0-9_.:/-]{1,100}$", error_messages={"invalid": "Action names use letters, digits and _.:/- only."}
-)
+def _action() -> serializers.RegexField:
+    return serializers.RegexField(
+        r"^[A-Za-z0-9_.:/-]{1,100}$", error_messages={"invalid": "Action names use letters, digits and _.:/- only."}
+    )
 
 
 class ScopeParams(_Params):
-    allowed_actions = serializers.ListField(child=_ACTION, min_length=1, max_length=200)
-    forbidden_actions = serializers.ListField(child=_ACTION, required=False, max_length=200)
+    allowed_actions = serializers.ListField(child=_action(), min_length=1, max_length=200)
+    forbidden_actions = serializers.ListField(child=_action(), required=False, max_length=200)
 
     def validate(self, attrs: dict) -> dict:
         attrs["allowed_actions"] = sorted(set(attrs["allowed_actions"]))

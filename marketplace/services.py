@@ -508,9 +508,8 @@ def deliverable_submit(
     if source == Deliverable.Source.AGENT_TOKEN:
         if agent_token is None or agent_token.listing_id != engagement.listing_id:
             raise NotAllowed("This agent token is not for this engagement's agent.")
-    elif source == Deliverable.Source.SELLER:
-        if actor is None or actor.pk != engagement.listing.seller_id:
-            raise NotAllowed("Only the seller of this engagement can deliver.")
+    elif source == Deliverable.Source.SELLER and (actor is None or actor.pk != engagement.listing.seller_id):
+        raise NotAllowed("Only the seller of this engagement can deliver.")
     if Deliverable.objects.filter(engagement_id=engagement.pk).exists():
         raise Conflict("This engagement has already been delivered.", code="already_delivered")
     if engagement.status != Engagement.Status.ACTIVE:

@@ -18,14 +18,33 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from core.errors import DomainError
 
 
-def _first_message(errors: Any) -> str:
+def _first_error(errors: Any) -> tuple[list[str], str] | None:
+    """Path and text of the first concrete message in DRF's nested error structure."""
     if isinstance(errors, dict):
-        for field, value in errors.items():
-            msg = _first_message(value)
-            return msg if field == "non_field_errors" else f"{field}: {msg}"
-    if isinstance(errors, list) and errors:
-        return _first_message(errors[0])
-    return str(errors)
+        items: Any = errors.items()
+    elif isinstance(errors, list):
+        items = enumerate(errors)
+    else:
+        return ([], str(errors)) if str(errors) else None
+    for key, value in items:
+        found = _first_error(value)
+        if found is None:
+            continue
+        path, message = found
+        # Field names and positions in a list of objects are part of the path;
+        # positions in a list of messages and "non_field_errors" are not.
+        if key != "non_field_errors" and (isinstance(key, str) or isinstance(value, dict)):
+            path = [f"[{key}]" if isinstance(key, int) else str(key), *path]
+        return path, message
+    return None
+
+
+def _first_message(errors: Any) -> str:
+    found = _first_error(errors)
+    if found is None:
+        return ""
+    path, message = found
+    return f"{'.'.join(path).replace('.[', '[')}: {message}" if path else message
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
