@@ -1,0 +1,45 @@
+import pytest
+from django.core.management import call_command
+
+from core.models import EvidenceRecord, User
+from core.selectors import evidence_chain_verify
+from marketplace.models import AgentListing, Engagement, PactVersion, Proposal
+
+pytestmark = pytest.mark.django_db
+
+
+def _counts() -> dict[str, int]:
+    return {
+        "users": User.objects.count(),
+        "listings": AgentListing.objects.count(),
+        "versions": PactVersion.objects.count(),
+        "engagements": Engagement.objects.count(),
+        "proposals": Proposal.objects.count(),
+        "evidence": EvidenceRecord.objects.count(),
+    }
+
+
+def test_seed_demo_is_idempotent_and_tells_the_logins(capsys):
+    call_command("seed_demo")
+    first = _counts()
+    out = capsys.readouterr().out
+    for username in ("admin", "ada", "grace", "atlas-labs", "beacon-research", "quill-works"):
+        assert username in out
+    call_command("seed_demo")
+    assert _counts() == first
+    assert first["listings"] == 3
+    assert User.objects.get(username="admin").is_staff
+
+
+def test_seed_demo_builds_the_marketplace_story():
+    call_command("seed_demo")
+    atlas = AgentListing.objects.get(name="Atlas Research")
+    beacon = AgentListing.objects.get(name="Beacon Research")
+    # Atlas claims the higher benchmark score; the pacts are the same.
+    assert atlas.benchmark_claims.get().score > beacon.benchmark_claims.get().score
+    assert atlas.endpoint_url.endswith("/demo-agents/atlas/")
+    statuses = sorted(Engagement.objects.values_list("status", flat=True))
+    assert statuses == ["agreed", "negotiating"]
+    negotiating = Engagement.objects.get(status="negotiating")
+    assert negotiating.proposals.count() == 2
+    assert evidence_chain_verify() == (1, None)  # the agreed pact's lock
