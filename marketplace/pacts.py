@@ -239,7 +239,7 @@ class TermsSerializer(serializers.Serializer):
 
 
 class PactContentSerializer(serializers.Serializer):
-    clauses = ClauseSerializer(many=True, allow_empty=False, max_length=MAX_CLAUSES)
+    clauses = ClauseSerializer(many=True, allow_empty=False, max_length=MAX_CLAUSES)  # type: ignore[call-arg]  # DRF 3.14+ accepts it; the stubs lag
     terms = TermsSerializer()
 
     def validate_clauses(self, clauses: list[dict]) -> list[dict]:

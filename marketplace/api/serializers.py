@@ -173,7 +173,7 @@ class CancelInputSerializer(serializers.Serializer):
 class DeliverInputSerializer(serializers.Serializer):
     output = serializers.JSONField()
     citations = serializers.ListField(child=serializers.CharField(max_length=2000), required=False, default=list)
-    actions = serializers.JSONField(required=False, default=list)
+    actions = serializers.ListField(child=serializers.JSONField(), required=False, default=list, max_length=1000)
     latency_ms = serializers.IntegerField(min_value=0, max_value=86_400_000, required=False, allow_null=True)
 
 

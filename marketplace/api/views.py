@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api.pagination import PagePagination
+from core.api.users import actor, viewer
 from marketplace import selectors, services
 from marketplace.api.authentication import AgentTokenAuthentication
 from marketplace.api.serializers import (
@@ -42,14 +43,14 @@ from marketplace.models import AgentListing, AgentToken, Engagement, PactTemplat
 
 def _listing_or_404(request: Request, pk: int) -> AgentListing:
     try:
-        return selectors.listing_get(user=request.user, pk=pk)
+        return selectors.listing_get(user=viewer(request), pk=pk)
     except AgentListing.DoesNotExist as exc:
         raise Http404 from exc
 
 
 def _engagement_or_404(request: Request, pk: int) -> Engagement:
     try:
-        return selectors.engagement_get(user=request.user, pk=pk)
+        return selectors.engagement_get(user=actor(request), pk=pk)
     except Engagement.DoesNotExist as exc:
         raise Http404 from exc
 
@@ -76,7 +77,7 @@ class AgentListApi(APIView):
     def get(self, request: Request) -> Response:
         query = ListingQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        listings = selectors.listing_list(user=request.user, **query.validated_data)
+        listings = selectors.listing_list(user=viewer(request), **query.validated_data)
         paginator = PagePagination()
         page = paginator.paginate_queryset(listings, request, view=self)
         return paginator.get_paginated_response(ListingOutputSerializer(page, many=True).data)
@@ -85,9 +86,9 @@ class AgentListApi(APIView):
     def post(self, request: Request) -> Response:
         data = ListingInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        listing = services.listing_create(seller=request.user, **data.validated_data)
+        listing = services.listing_create(seller=actor(request), **data.validated_data)
         return Response(
-            _listing_representation(request, selectors.listing_get(user=request.user, pk=listing.pk)),
+            _listing_representation(request, selectors.listing_get(user=viewer(request), pk=listing.pk)),
             status=status.HTTP_201_CREATED,
         )
 
@@ -105,7 +106,7 @@ class AgentDetailApi(APIView):
         listing = _listing_or_404(request, pk)
         data = ListingPatchSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.listing_update(listing=listing, actor=request.user, **data.validated_data)
+        services.listing_update(listing=listing, actor=actor(request), **data.validated_data)
         return Response(_listing_representation(request, _listing_or_404(request, pk)))
 
 
@@ -123,7 +124,7 @@ class AgentPactsApi(APIView):
         listing = _listing_or_404(request, pk)
         data = PactPublishSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        version = services.pact_publish(listing=listing, actor=request.user, **data.validated_data)
+        version = services.pact_publish(listing=listing, actor=actor(request), **data.validated_data)
         template = selectors.pact_template_get(listing=listing, pk=version.template_id)
         return Response(PactTemplateSerializer(template).data, status=status.HTTP_201_CREATED)
 
@@ -142,7 +143,7 @@ class AgentBenchmarksApi(APIView):
         listing = _listing_or_404(request, pk)
         data = BenchmarkClaimInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        claim = services.benchmark_claim_create(listing=listing, actor=request.user, **data.validated_data)
+        claim = services.benchmark_claim_create(listing=listing, actor=actor(request), **data.validated_data)
         return Response(BenchmarkClaimSerializer(claim).data, status=status.HTTP_201_CREATED)
 
 
@@ -168,7 +169,9 @@ class AgentTokensApi(APIView):
         listing = self._owned(request, pk)
         data = AgentTokenInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        token, raw = services.agent_token_create(listing=listing, actor=request.user, name=data.validated_data["name"])
+        token, raw = services.agent_token_create(
+            listing=listing, actor=actor(request), name=data.validated_data["name"]
+        )
         return Response({"token": raw, "agent_token": AgentTokenSerializer(token).data}, status=status.HTTP_201_CREATED)
 
 
@@ -182,7 +185,7 @@ class AgentTokenRevokeApi(APIView):
             token = selectors.agent_tokens_for(listing=listing).get(pk=token_id)
         except AgentToken.DoesNotExist as exc:
             raise Http404 from exc
-        return Response(AgentTokenSerializer(services.agent_token_revoke(token=token, actor=request.user)).data)
+        return Response(AgentTokenSerializer(services.agent_token_revoke(token=token, actor=actor(request))).data)
 
 
 class EngagementListApi(APIView):
@@ -201,7 +204,7 @@ class EngagementListApi(APIView):
             raise serializers.ValidationError(
                 {"status": [f"Unknown status; one of {', '.join(Engagement.Status.values)}."]}
             )
-        engagements = selectors.engagement_list(user=request.user, status=wanted)
+        engagements = selectors.engagement_list(user=actor(request), status=wanted)
         paginator = PagePagination()
         page = paginator.paginate_queryset(engagements, request, view=self)
         return paginator.get_paginated_response(EngagementListSerializer(page, many=True).data)
@@ -213,7 +216,7 @@ class EngagementListApi(APIView):
         data = EngagementCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            listing = selectors.listing_get(user=request.user, pk=data.validated_data["agent"])
+            listing = selectors.listing_get(user=viewer(request), pk=data.validated_data["agent"])
         except AgentListing.DoesNotExist as exc:
             raise serializers.ValidationError({"agent": ["No such agent."]}) from exc
         try:
@@ -221,7 +224,7 @@ class EngagementListApi(APIView):
         except PactTemplate.DoesNotExist as exc:
             raise serializers.ValidationError({"pact": ["No such pact for this agent."]}) from exc
         engagement = services.engagement_create(
-            buyer=request.user, listing=listing, template=template, task=data.validated_data["task"]
+            buyer=actor(request), listing=listing, template=template, task=data.validated_data["task"]
         )
         return Response(_engagement_representation(request, engagement.pk), status=status.HTTP_201_CREATED)
 
@@ -238,7 +241,7 @@ class EngagementProposalsApi(APIView):
         engagement = _engagement_or_404(request, pk)
         data = ProposalInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.proposal_create(engagement_id=engagement.pk, actor=request.user, **data.validated_data)
+        services.proposal_create(engagement_id=engagement.pk, actor=actor(request), **data.validated_data)
         return Response(_engagement_representation(request, pk), status=status.HTTP_201_CREATED)
 
 
@@ -249,7 +252,7 @@ class EngagementAcceptApi(APIView):
         data = AcceptInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.proposal_accept(
-            engagement_id=engagement.pk, actor=request.user, proposal_number=data.validated_data.get("proposal")
+            engagement_id=engagement.pk, actor=actor(request), proposal_number=data.validated_data.get("proposal")
         )
         return Response(_engagement_representation(request, pk))
 
@@ -260,7 +263,7 @@ class EngagementCancelApi(APIView):
         engagement = _engagement_or_404(request, pk)
         data = CancelInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.engagement_cancel(engagement_id=engagement.pk, actor=request.user, **data.validated_data)
+        services.engagement_cancel(engagement_id=engagement.pk, actor=actor(request), **data.validated_data)
         return Response(_engagement_representation(request, pk))
 
 
@@ -275,7 +278,7 @@ class EngagementDeliverApi(APIView):
         agent_token = request.auth if isinstance(request.auth, AgentToken) else None
         services.deliverable_submit(
             engagement_id=engagement.pk,
-            actor=request.user,
+            actor=actor(request),
             source="agent_token" if agent_token else "seller",
             agent_token=agent_token,
             **data.validated_data,
