@@ -13,6 +13,7 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
@@ -22,7 +23,7 @@ from core.evidence import canonical_json
 from core.models import User
 from core.money import MoneyError, normalize_currency
 from core.services import evidence_append
-from marketplace import signals
+from marketplace import agent_client, signals
 from marketplace.lock_objects import engagement_lock
 from marketplace.models import (
     AgentListing,
@@ -36,7 +37,7 @@ from marketplace.models import (
     PactVersion,
     Proposal,
 )
-from marketplace.pacts import next_version, normalize_pact, pact_hash
+from marketplace.pacts import latency_budget_ms, next_version, normalize_pact, pact_hash
 from marketplace.states import CANCELLABLE, can_move
 
 MAX_CATEGORIES = 10
@@ -561,4 +562,85 @@ def delivery_attempt_record(
         status_code=status_code,
         latency_ms=latency_ms,
         error=error[:500],
+    )
+
+
+# Added to the pact's latency budget to get the call's timeout. The budget is
+# what the agent promised; the max_latency_ms clause judges the latency we
+# measure against it. Cutting the call at exactly the budget would turn a
+# slightly late answer into no delivery at all (a failed attempt, a retry, in
+# the end an expired engagement), whereas the buyer agreed to have lateness
+# judged by that clause and weighed by its severity. One second also covers the
+# TCP and TLS setup between our worker and the endpoint, which the measured
+# latency includes but the agent does not control.
+ENDPOINT_TIMEOUT_MARGIN_MS = 1_000
+
+
+def engagement_call_agent(*, engagement_id: int, max_attempts: int | None = None) -> DeliveryAttempt | None:
+    """Call the agent's endpoint once for an active engagement and deliver its answer.
+
+    Returns the recorded attempt, or None when there is nothing to do (not
+    active, already delivered, no endpoint, or `max_attempts` attempts already
+    recorded), so a redelivered task is a no-op.
+
+    Deliberately not atomic: the outbound call can take the whole timeout and
+    must run with no transaction open and no row locked. The delivery is then
+    its own durable transaction (`deliverable_submit` locks the engagement and
+    re-checks status and uniqueness, so two concurrent calls deliver once), and
+    the attempt row is written last, with the outcome of both.
+    """
+    engagement = Engagement.objects.select_related("listing", "pact_version").filter(pk=engagement_id).first()
+    if (
+        engagement is None
+        or engagement.status != Engagement.Status.ACTIVE
+        or not engagement.listing.endpoint_url
+        or engagement.pact_version is None
+        or Deliverable.objects.filter(engagement_id=engagement_id).exists()
+        or (
+            max_attempts is not None
+            and DeliveryAttempt.objects.filter(engagement_id=engagement_id).count() >= max_attempts
+        )
+    ):
+        return None
+    pact = engagement.pact_version
+    url = engagement.listing.endpoint_url
+    budget = latency_budget_ms(pact.clauses)
+    timeout_ms = budget + ENDPOINT_TIMEOUT_MARGIN_MS if budget else settings.AGENT_ENDPOINT_DEFAULT_TIMEOUT_MS
+    response = agent_client.call_agent(
+        url=url,
+        secret=engagement.listing.endpoint_secret,
+        payload={
+            "engagement": engagement.pk,
+            "task": engagement.task,
+            "pact": {"hash": pact.content_hash, "clauses": pact.clauses, "terms": pact.terms},
+        },
+        timeout_ms=timeout_ms,
+        allow_private=settings.AGENT_ENDPOINT_ALLOW_PRIVATE,
+        engagement_id=engagement.pk,
+    )
+    ok, error = response.ok, response.error
+    if response.ok and response.body is not None:
+        try:
+            deliverable_submit(
+                engagement_id=engagement.pk,
+                actor=None,
+                output=response.body["output"],
+                citations=response.body.get("citations", []),
+                actions=response.body.get("actions", []),
+                # The platform's own measurement; whatever the agent says about itself is ignored.
+                latency_ms=response.latency_ms,
+                source=Deliverable.Source.ENDPOINT,
+            )
+        except ValidationFailed as exc:
+            ok, error = False, f"the answer was refused: {exc.detail}"
+        except Conflict as exc:
+            # Delivered meanwhile (a concurrent run, or the seller by hand) or no longer active.
+            ok, error = False, f"the answer was discarded: {exc.detail}"
+    return delivery_attempt_record(
+        engagement_id=engagement.pk,
+        url=url,
+        ok=ok,
+        status_code=response.status_code,
+        latency_ms=response.latency_ms,
+        error=error,
     )
