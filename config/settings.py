@@ -194,7 +194,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # A message taken by a worker that died unacknowledged goes back to the
+    # queue after this long (tasks are idempotent, so a redelivery is safe).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
@@ -211,8 +213,18 @@ AGENT_ENDPOINT_MAX_RESPONSE_BYTES = env.int("AGENT_ENDPOINT_MAX_RESPONSE_BYTES",
 # The demo agents (three HTTP agents of different quality served under
 # /demo-agents/) exist only when this is on; it defaults to DEBUG.
 DEMO_AGENTS_ENABLED = env.bool("DEMO_AGENTS_ENABLED", default=DEBUG)
+# Jury clauses need at least this many judges' answers, or they are inconclusive.
+JURY_QUORUM = env.int("JURY_QUORUM", default=3)
 # Where the platform reaches its own demo agents (make run sets it from PORT).
 PACTUM_BASE_URL = env.str("PACTUM_BASE_URL", default=f"http://127.0.0.1:{PORT}")
+# LLM judges on the jury of rubric clauses: a JSON list of
+# {"name", "base_url", "model", "api_key_env", "timeout_s"?, "max_retries"?}
+# (OpenAI-compatible chat completions; the key is read from the named variable
+# at call time). Items are checked by trust.judges.llm.configured_llm_judges.
+try:
+    LLM_JUDGES = env.json("LLM_JUDGES", default=[])
+except ValueError as exc:
+    raise ImproperlyConfigured(f"LLM_JUDGES is not valid JSON: {exc}") from exc
 
 LOGGING = {
     "version": 1,

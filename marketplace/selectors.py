@@ -181,3 +181,31 @@ def seller_dashboard(*, seller: User) -> dict[str, Any]:
         "deliveries_due": list(engagements.filter(status=Engagement.Status.ACTIVE).order_by("delivery_due_at")),
         "recent": list(engagements[:10]),
     }
+
+
+def engagement_page(*, user: User, pk: int) -> dict[str, Any]:
+    """Everything the engagement page shows, read in a fixed number of queries.
+
+    For the parties and staff only; raises Engagement.DoesNotExist for anyone else.
+    `role` is "buyer", "seller" or None (staff looking on).
+    """
+    engagement = engagement_get(user=user, pk=pk)
+    proposals = proposals_with_diffs(engagement=engagement)
+    try:
+        deliverable: Deliverable | None = engagement.deliverable
+    except Deliverable.DoesNotExist:
+        deliverable = None
+    return {
+        "engagement": engagement,
+        "role": engagement_role(engagement=engagement, user=user),
+        "proposals": proposals,
+        "latest_proposal": proposals[-1]["proposal"] if proposals else None,
+        "status_changes": list(engagement.status_changes.all()),
+        "deliverable": deliverable,
+        "delivery_attempts": list(engagement.delivery_attempts.all()),
+    }
+
+
+def engagement_is_visible(*, user: User, pk: int) -> bool:
+    """Whether `user` may see engagement `pk` (a party or staff): a cheap check before a write."""
+    return Engagement.objects.filter(engagement_visible_to(user), pk=pk).exists()
