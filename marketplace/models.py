@@ -146,6 +146,8 @@ class Engagement(TimeStampedModel):
     buyer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="engagements")
     listing = models.ForeignKey(AgentListing, on_delete=models.PROTECT, related_name="engagements")
     template = models.ForeignKey(PactTemplate, on_delete=models.PROTECT, related_name="engagements")
+    # The published version proposal 1 was taken from; the locked version is named after it.
+    template_version = models.ForeignKey(PactVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     task = models.JSONField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEGOTIATING, db_index=True)
     pact_version = models.OneToOneField(

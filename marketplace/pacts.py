@@ -200,6 +200,10 @@ class ClauseSerializer(serializers.Serializer):
     weight = serializers.IntegerField(min_value=1, max_value=1000, default=1)
     severity = serializers.ChoiceField(choices=Severity.CHOICES, default=Severity.MAJOR)
     method = serializers.CharField(required=False)  # derived from kind; accepted and ignored
+    # Extra judges (by name) a pact asks for on top of the default panel.
+    judges = serializers.ListField(
+        child=serializers.RegexField(r"^[a-z0-9][a-z0-9:._-]{0,63}$"), required=False, max_length=10
+    )
 
     def validate(self, attrs: dict) -> dict:
         params_serializer_cls, method = CLAUSE_KINDS[attrs["kind"]]
@@ -209,7 +213,7 @@ class ClauseSerializer(serializers.Serializer):
         given = attrs.get("method")
         if given is not None and given != method:
             raise serializers.ValidationError({"method": [f"A {attrs['kind']} clause is judged {method}."]})
-        return {
+        clause = {
             "key": attrs["key"],
             "kind": attrs["kind"],
             "params": dict(params.validated_data),
@@ -217,6 +221,10 @@ class ClauseSerializer(serializers.Serializer):
             "severity": attrs["severity"],
             "method": method,
         }
+        if attrs.get("judges"):
+            # Present only when asked for, so pacts without it hash as before.
+            clause["judges"] = sorted(set(attrs["judges"]))
+        return clause
 
 
 class TermsSerializer(serializers.Serializer):

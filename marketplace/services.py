@@ -8,12 +8,15 @@ negotiate, only the seller delivers.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
+import math
 import secrets
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
@@ -47,9 +50,36 @@ AGENT_TOKEN_PREFIX = "pat_"
 # --- listings -----------------------------------------------------------------
 
 
+_http_url = URLValidator(schemes=["http", "https"])
+
+
+def _text(field: str, value: Any, *, max_length: int, required: bool = True) -> str:
+    """A string field the database can store; every caller (API, pages, tasks) gets the same rule."""
+    if not isinstance(value, str):
+        raise ValidationFailed(f"{field}: text expected.")
+    value = value.strip()
+    if required and not value:
+        raise ValidationFailed(f"{field}: this field may not be blank.")
+    if len(value) > max_length:
+        raise ValidationFailed(f"{field}: at most {max_length} characters.")
+    return value
+
+
+def _url(field: str, value: Any) -> str:
+    value = _text(field, value, max_length=500, required=False)
+    if value:
+        try:
+            _http_url(value)
+        except DjangoValidationError as exc:
+            raise ValidationFailed(f"{field}: an http or https URL.") from exc
+    return value
+
+
 def _clean_categories(categories: Any) -> list[str]:
     if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
         raise ValidationFailed("categories: a list of category names.")
+    if any(len(c) > 50 for c in categories):
+        raise ValidationFailed("categories: each at most 50 characters.")
     cleaned = sorted({slugify(c) for c in categories if slugify(c)})
     if len(cleaned) > MAX_CATEGORIES:
         raise ValidationFailed(f"categories: at most {MAX_CATEGORIES}.")
@@ -97,8 +127,11 @@ def listing_create(
     _require_seller(seller)
     if status not in (AgentListing.Status.DRAFT, AgentListing.Status.PUBLISHED):
         raise ValidationFailed("status: a new listing is draft or published.")
-    if not isinstance(price_minor, int) or price_minor <= 0:
+    if not isinstance(price_minor, int) or isinstance(price_minor, bool) or not 0 < price_minor <= 10**11:
         raise ValidationFailed("price_minor: a positive integer number of minor units.")
+    name = _text("name", name, max_length=120)
+    description = _text("description", description, max_length=10_000, required=False)
+    endpoint_url = _url("endpoint_url", endpoint_url)
     for _ in range(3):
         try:
             with transaction.atomic():
@@ -112,7 +145,7 @@ def listing_create(
                     currency=_currency(currency),
                     endpoint_url=endpoint_url,
                     status=status,
-                )
+                )  # fields checked above
         except IntegrityError:  # a concurrent listing took the slug; pick the next one
             continue
     raise Conflict("Could not pick a unique address for this listing; try again.")
@@ -138,9 +171,16 @@ def listing_update(*, listing: AgentListing, actor: User, **changes: Any) -> Age
             raise Conflict("This listing is suspended by Pactum; only an admin can lift a suspension.")
     if "categories" in changes:
         changes["categories"] = _clean_categories(changes["categories"])
+    if "name" in changes:
+        changes["name"] = _text("name", changes["name"], max_length=120)
+    if "description" in changes:
+        changes["description"] = _text("description", changes["description"], max_length=10_000, required=False)
+    if "endpoint_url" in changes:
+        changes["endpoint_url"] = _url("endpoint_url", changes["endpoint_url"])
     if "currency" in changes:
         changes["currency"] = _currency(changes["currency"])
-    if "price_minor" in changes and (not isinstance(changes["price_minor"], int) or changes["price_minor"] <= 0):
+    price = changes.get("price_minor", 1)
+    if not isinstance(price, int) or isinstance(price, bool) or not 0 < price <= 10**11:
         raise ValidationFailed("price_minor: a positive integer number of minor units.")
     for field, value in changes.items():
         setattr(listing, field, value)
@@ -169,14 +209,19 @@ def benchmark_claim_create(
     categories: list[str] | None = None,
 ) -> BenchmarkClaim:
     _require_owner(listing, actor)
+    benchmark = _text("benchmark", benchmark, max_length=120)
+    if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score) or abs(score) > 1e9:
+        raise ValidationFailed("score: a finite number.")
+    if not isinstance(measured_on, datetime.date) or isinstance(measured_on, datetime.datetime):
+        raise ValidationFailed("measured_on: a date.")
     if measured_on > timezone.now().date():
         raise ValidationFailed("measured_on: a benchmark cannot be measured in the future.")
     return BenchmarkClaim.objects.create(
         listing=listing,
         benchmark=benchmark,
-        score=score,
+        score=float(score),
         measured_on=measured_on,
-        source_url=source_url,
+        source_url=_url("source_url", source_url),
         categories=_clean_categories(categories or []),
     )
 
@@ -192,6 +237,7 @@ def _token_hash(raw: str) -> str:
 def agent_token_create(*, listing: AgentListing, actor: User, name: str) -> tuple[AgentToken, str]:
     """Create a delivery token for one listing; the raw key is returned once, only a hash is kept."""
     _require_owner(listing, actor)
+    name = _text("name", name, max_length=100)
     raw = AGENT_TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = AgentToken.objects.create(listing=listing, name=name, prefix=raw[:12], key_hash=_token_hash(raw))
     return token, raw
@@ -228,6 +274,7 @@ def pact_publish(*, listing: AgentListing, actor: User, name: str, clauses: Any,
     Locks the template row so two publishers cannot take the same version.
     """
     _require_owner(listing, actor)
+    name = _text("name", name, max_length=120)
     content = normalize_pact(clauses, terms)
     template, _ = PactTemplate.objects.get_or_create(listing=listing, name=name)
     template = PactTemplate.objects.select_for_update().get(pk=template.pk)
@@ -295,7 +342,9 @@ def engagement_create(*, buyer: User, listing: AgentListing, template: PactTempl
     if len(canonical_json(task)) > 50_000:
         raise ValidationFailed("task: at most 50,000 characters.")
     version = _latest_template_version(template)
-    engagement = Engagement.objects.create(buyer=buyer, listing=listing, template=template, task=task)
+    engagement = Engagement.objects.create(
+        buyer=buyer, listing=listing, template=template, template_version=version, task=task
+    )
     EngagementStatusChange.objects.create(
         engagement=engagement, from_status="", to_status=engagement.status, actor=buyer, reason="opened"
     )
@@ -322,8 +371,12 @@ def proposal_create(*, engagement_id: int, actor: User, clauses: Any, terms: Any
     content = normalize_pact(clauses, terms)
     latest = engagement.proposals.order_by("-number").first()
     number = latest.number + 1 if latest else 1
-    if latest is not None and latest.content_hash == pact_hash(content) and latest.author_role == role:
-        raise Conflict("This is the same as your latest proposal.", code="unchanged")
+    if latest is not None and latest.content_hash == pact_hash(content):
+        if latest.author_role == role:
+            raise Conflict("This is the same as your latest proposal.", code="unchanged")
+        raise Conflict(
+            f"This is exactly proposal {latest.number}; accept it instead of proposing it again.", code="unchanged"
+        )
     return Proposal.objects.create(
         engagement=engagement,
         number=number,
@@ -364,11 +417,12 @@ def proposal_accept(*, engagement_id: int, actor: User, proposal_number: int | N
     latest.accepted_by = actor
     latest.accepted_at = now
     latest.save(update_fields=["accepted_by", "accepted_at"])
-    template_version = _latest_template_version(engagement.template)
+    base = engagement.template_version or _latest_template_version(engagement.template)
     pact_version = PactVersion.objects.create(
         template=engagement.template,
         kind=PactVersion.Kind.LOCKED,
-        version=f"{template_version.version}+e{engagement.pk}.p{latest.number}",
+        # Semantic-version build metadata: which template version it grew from, and where it was agreed.
+        version=f"{base.version}+e{engagement.pk}.p{latest.number}",
         clauses=latest.clauses,
         terms=latest.terms,
         content_hash=latest.content_hash,
@@ -421,7 +475,7 @@ def engagement_mark_active(*, engagement_id: int, actor: User | None = None) -> 
         now = timezone.now()
         hours = engagement.pact_version.terms["delivery_deadline_hours"] if engagement.pact_version else 48
         engagement.activated_at = now
-        engagement.delivery_due_at = now + timedelta(hours=hours)
+        engagement.delivery_due_at = now + datetime.timedelta(hours=hours)
         engagement.save(update_fields=["activated_at", "delivery_due_at", "updated_at"])
         if engagement.listing.endpoint_url:
             from marketplace.tasks import call_agent_endpoint
@@ -504,13 +558,14 @@ def deliverable_submit(
     """
     citations = [] if citations is None else citations
     actions = [] if actions is None else actions
-    _check_delivery_shape(output, citations, actions, latency_ms)
     engagement = engagement_lock(engagement_id)
+    # Who may deliver is checked before what was delivered: outsiders learn nothing about the rules.
     if source == Deliverable.Source.AGENT_TOKEN:
         if agent_token is None or agent_token.listing_id != engagement.listing_id:
             raise NotAllowed("This agent token is not for this engagement's agent.")
     elif source == Deliverable.Source.SELLER and (actor is None or actor.pk != engagement.listing.seller_id):
         raise NotAllowed("Only the seller of this engagement can deliver.")
+    _check_delivery_shape(output, citations, actions, latency_ms)
     if Deliverable.objects.filter(engagement_id=engagement.pk).exists():
         raise Conflict("This engagement has already been delivered.", code="already_delivered")
     if engagement.status != Engagement.Status.ACTIVE:

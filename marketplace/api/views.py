@@ -39,6 +39,7 @@ from marketplace.api.serializers import (
     ProposalInputSerializer,
 )
 from marketplace.models import AgentListing, AgentToken, Engagement, PactTemplate
+from trust import selectors as trust_selectors
 
 
 def _listing_or_404(request: Request, pk: int) -> AgentListing:
@@ -62,7 +63,9 @@ def _listing_representation(request: Request, listing: AgentListing) -> dict[str
 
 
 def _engagement_representation(request: Request, pk: int) -> dict[str, Any]:
-    return EngagementDetailSerializer(_engagement_or_404(request, pk)).data
+    engagement = _engagement_or_404(request, pk)
+    evaluation = trust_selectors.evaluation_summaries(engagement_ids=[engagement.pk]).get(engagement.pk)
+    return EngagementDetailSerializer(engagement, context={"evaluation": evaluation}).data
 
 
 class AgentListApi(APIView):

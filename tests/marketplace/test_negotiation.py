@@ -236,3 +236,49 @@ def test_concurrent_counter_proposals_get_distinct_numbers(buyer, seller, listin
     )
     assert all(isinstance(r, Proposal) for r in results), results
     assert sorted(engagement.proposals.values_list("number", flat=True)) == [1, 2, 3]
+
+
+def test_the_locked_version_is_named_after_the_version_negotiated_from(engagement, seller, listing):
+    # The seller publishes 2.0.0 while this negotiation (from 1.0.0) is under way.
+    services.pact_publish(
+        listing=listing, actor=seller, name="Research pact", clauses=clauses(), terms=terms(price_minor=1)
+    )
+    agreed = services.proposal_accept(engagement_id=engagement.pk, actor=seller)
+    assert agreed.pact_version.version == f"1.0.0+e{engagement.pk}.p1"
+
+
+def test_re_posting_the_other_sides_proposal_is_refused_as_an_accept_in_disguise(engagement, seller):
+    proposal = engagement.proposals.get()
+    with pytest.raises(Conflict, match="accept it instead"):
+        services.proposal_create(
+            engagement_id=engagement.pk, actor=seller, clauses=proposal.clauses, terms=proposal.terms
+        )
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"name": "n" * 121}, "name"),
+        ({"name": "   "}, "name"),
+        ({"description": "d" * 10_001}, "description"),
+        ({"endpoint_url": "ftp://agent.example.com"}, "endpoint_url"),
+        ({"endpoint_url": "not a url"}, "endpoint_url"),
+        ({"categories": ["c" * 51]}, "categories"),
+        ({"price_minor": True}, "price_minor"),
+    ],
+)
+def test_services_own_field_rules_for_every_caller(listing, seller, changes, fragment):
+    with pytest.raises(ValidationFailed, match=fragment):
+        services.listing_update(listing=listing, actor=seller, **changes)
+    with pytest.raises(ValidationFailed, match=fragment):
+        services.listing_create(seller=seller, **{"name": "x", "price_minor": 100, "currency": "usd", **changes})
+
+
+@pytest.mark.parametrize("score", [float("inf"), float("nan"), True, "high"])
+def test_benchmark_scores_must_be_finite_numbers(listing, seller, score):
+    import datetime
+
+    with pytest.raises(ValidationFailed, match="score"):
+        services.benchmark_claim_create(
+            listing=listing, actor=seller, benchmark="GAIA", score=score, measured_on=datetime.date(2026, 1, 1)
+        )
