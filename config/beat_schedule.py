@@ -8,4 +8,6 @@ from typing import Any
 
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "purge-idempotency-records": {"task": "core.tasks.idempotency_purge", "schedule": 3600.0},
+    # Re-dispatch judge runs a dead worker left behind; finalize what is ready.
+    "sweep-evaluations": {"task": "trust.tasks.sweep_evaluations", "schedule": 60.0},
 }

@@ -7,6 +7,7 @@ from core.views import healthz
 api_v1 = [
     path("", include("core.api.urls")),
     path("", include("marketplace.api.urls")),
+    path("", include("trust.api.urls")),
 ]
 
 urlpatterns = [

@@ -20,6 +20,7 @@ from rest_framework import serializers
 
 from core.evidence import canonical_json
 from core.money import SUPPORTED_CURRENCIES
+from core.validation import storable_problem
 
 MAX_CLAUSES = 50
 MAX_PATTERN_LENGTH = 500
@@ -260,6 +261,9 @@ class PactContentSerializer(serializers.Serializer):
 
 def normalize_pact(clauses: Any, terms: Any) -> dict[str, Any]:
     """Validate and normalise pact content; raises serializers.ValidationError."""
+    problem = storable_problem({"clauses": clauses, "terms": terms})
+    if problem:
+        raise serializers.ValidationError({"clauses": [problem]})
     content = PactContentSerializer(data={"clauses": clauses, "terms": terms})
     content.is_valid(raise_exception=True)
     data = content.validated_data

@@ -26,6 +26,7 @@ from core.evidence import canonical_json
 from core.models import User
 from core.money import MoneyError, normalize_currency
 from core.services import evidence_append
+from core.validation import ensure_storable
 from marketplace import agent_client, signals
 from marketplace.lock_objects import engagement_lock
 from marketplace.models import (
@@ -60,6 +61,7 @@ def _text(field: str, value: Any, *, max_length: int, required: bool = True) -> 
     value = value.strip()
     if required and not value:
         raise ValidationFailed(f"{field}: this field may not be blank.")
+    ensure_storable(value, field)
     if len(value) > max_length:
         raise ValidationFailed(f"{field}: at most {max_length} characters.")
     return value
@@ -341,6 +343,7 @@ def engagement_create(*, buyer: User, listing: AgentListing, template: PactTempl
         raise ValidationFailed("task: describe the job for the agent.")
     if len(canonical_json(task)) > 50_000:
         raise ValidationFailed("task: at most 50,000 characters.")
+    ensure_storable(task, "task")
     version = _latest_template_version(template)
     engagement = Engagement.objects.create(
         buyer=buyer, listing=listing, template=template, template_version=version, task=task
@@ -566,6 +569,7 @@ def deliverable_submit(
     elif source == Deliverable.Source.SELLER and (actor is None or actor.pk != engagement.listing.seller_id):
         raise NotAllowed("Only the seller of this engagement can deliver.")
     _check_delivery_shape(output, citations, actions, latency_ms)
+    ensure_storable({"output": output, "citations": citations, "actions": actions}, "")
     if Deliverable.objects.filter(engagement_id=engagement.pk).exists():
         raise Conflict("This engagement has already been delivered.", code="already_delivered")
     if engagement.status != Engagement.Status.ACTIVE:

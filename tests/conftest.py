@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,19 +57,19 @@ def database_url_for(settings_dict: dict) -> str:
     return f"postgres://{auth}{host}:{port}/{settings_dict['NAME']}"
 
 
-@pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[subprocess.Popen]:
-    """A real `celery worker` process, consuming every queue from the test Redis
-    and writing to the test database. Tests that use it need committed data
-    (`@pytest.mark.django_db(transaction=True)`)."""
+def start_worker(*, env_overrides: dict[str, str] | None = None, hostname: str | None = None) -> subprocess.Popen:
+    """Start a real `celery worker` process on every queue, writing to the test
+    database, and wait until it answers a ping. Stop it with `stop_worker`."""
     from django.db import connection
 
     from config.celery import app
 
     if not os.environ.get("CELERY_BROKER_URL", "").startswith("redis://"):
         pytest.fail("CELERY_BROKER_URL must point at the test Redis; run the tests with `make test`.")
-    env = {**os.environ, "DATABASE_URL": database_url_for(connection.settings_dict)}
-    hostname = f"pactum-test-{os.getpid()}@localhost"
+    env = {**os.environ, "DATABASE_URL": database_url_for(connection.settings_dict), **(env_overrides or {})}
+    hostname = hostname or f"pactum-test-{os.getpid()}-{time.monotonic_ns()}@localhost"
+    # A file, not a pipe: nobody reads a pipe while the worker runs, and a full one would block it.
+    log = tempfile.NamedTemporaryFile(prefix="pactum-worker-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "celery"),
@@ -90,28 +91,41 @@ def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[subpro
         ],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    proc.log_path = log.name  # type: ignore[attr-defined]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            out = proc.stdout.read().decode() if proc.stdout else ""
-            pytest.fail(f"celery worker exited early:\n{out}")
-        replies = app.control.ping(destination=[hostname], timeout=1.0)
-        if replies:
-            break
-    else:
-        proc.kill()
-        pytest.fail("celery worker did not answer a ping within 60 s")
-    yield proc
-    os.killpg(proc.pid, signal.SIGTERM)
+            pytest.fail(f"celery worker exited early:\n{Path(log.name).read_text()[-5000:]}")
+        if app.control.ping(destination=[hostname], timeout=1.0):
+            return proc
+    os.killpg(proc.pid, signal.SIGKILL)
+    pytest.fail("celery worker did not answer a ping within 60 s")
+
+
+def stop_worker(proc: subprocess.Popen, *, sig: int = signal.SIGTERM) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        return
     try:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+@pytest.fixture(scope="module")
+def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[subprocess.Popen]:
+    """A real worker for the tests of one module (module scope, so a module that
+    starts workers of its own never competes with this one). Tests that use it
+    need committed data (`@pytest.mark.django_db(transaction=True)`)."""
+    proc = start_worker()
+    yield proc
+    stop_worker(proc)
 
 
 class RedisServer:

@@ -60,6 +60,8 @@ def _wait_healthy(proc: subprocess.Popen, port: int, log: Path, timeout: float) 
 
 
 def _ctrl_c(proc: subprocess.Popen, port: int) -> None:
+    if proc.poll() is not None:
+        return  # it already exited; the caller reports why
     os.killpg(proc.pid, signal.SIGINT)
     try:
         proc.wait(timeout=60)

@@ -370,3 +370,28 @@ def test_a_proposal_with_an_invalid_clause_is_400_and_writes_nothing(engagement,
     assert response.status_code == 400
     assert "clauses[4].params.pattern" in response.json()["detail"]
     assert engagement.proposals.count() == 1
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"output": "nul \\u0000 inside"}',
+        '{"output": "lone \\ud800 surrogate"}',
+        '{"output": "ok", "citations": ["\\u0000"]}',
+    ],
+)
+def test_text_no_database_can_store_is_a_400_not_a_500(active, seller, raw):
+    response = client_for(seller).generic(
+        "POST", f"/api/v1/engagements/{active.pk}/deliver/", raw, content_type="application/json"
+    )
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "parse_error"
+    assert not Deliverable.objects.exists()
+
+
+def test_services_refuse_nul_characters_from_any_caller(active, seller):
+    from core.errors import ValidationFailed
+
+    with pytest.raises(ValidationFailed, match="NUL"):
+        services.deliverable_submit(engagement_id=active.pk, actor=seller, output="binary\x00junk")
+    assert not Deliverable.objects.exists()
