@@ -467,14 +467,16 @@ def engagement_cancel(*, engagement_id: int, actor: User, reason: str = "") -> E
 # --- states set by other apps ------------------------------------------------------
 
 
-def engagement_mark_active(*, engagement_id: int, actor: User | None = None) -> Engagement:
+def engagement_mark_active(
+    *, engagement_id: int, actor: User | None = None, reason: str = "escrow funded"
+) -> Engagement:
     """Funded: start the delivery clock; the platform calls the agent if it has an endpoint.
 
     Joins the caller's transaction (escrow funds and activates in one).
     """
     with transaction.atomic():
         engagement = engagement_lock(engagement_id)
-        _move(engagement, Engagement.Status.ACTIVE, actor=actor, reason="escrow funded")
+        _move(engagement, Engagement.Status.ACTIVE, actor=actor, reason=reason)
         now = timezone.now()
         hours = engagement.pact_version.terms["delivery_deadline_hours"] if engagement.pact_version else 48
         engagement.activated_at = now

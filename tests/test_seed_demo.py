@@ -4,6 +4,7 @@ from django.core.management import call_command
 from core.models import EvidenceRecord, User
 from core.selectors import evidence_chain_verify
 from marketplace.models import AgentListing, Engagement, PactVersion, Proposal
+from trust.models import Evaluation
 
 pytestmark = pytest.mark.django_db
 
@@ -38,8 +39,17 @@ def test_seed_demo_builds_the_marketplace_story():
     # Atlas claims the higher benchmark score; the pacts are the same.
     assert atlas.benchmark_claims.get().score > beacon.benchmark_claims.get().score
     assert atlas.endpoint_url.endswith("/demo-agents/atlas/")
-    statuses = sorted(Engagement.objects.values_list("status", flat=True))
-    assert statuses == ["agreed", "negotiating"]
     negotiating = Engagement.objects.get(status="negotiating")
     assert negotiating.proposals.count() == 2
-    assert evidence_chain_verify() == (1, None)  # the agreed pact's lock
+    assert Engagement.objects.filter(status="agreed").count() == 1
+    # Finished jobs judged by the real pipeline: Beacon keeps its pact, Atlas slips.
+    beacon = set(
+        Evaluation.objects.filter(engagement__listing__name="Beacon Research").values_list("outcome", flat=True)
+    )
+    atlas = set(Evaluation.objects.filter(engagement__listing__name="Atlas Research").values_list("outcome", flat=True))
+    assert beacon == {"passed"}
+    assert atlas == {"failed"}
+    assert Engagement.objects.filter(status="evaluated").count() == Evaluation.objects.count() == 12
+    count, fault = evidence_chain_verify()
+    assert fault is None
+    assert count == EvidenceRecord.objects.count() > 12

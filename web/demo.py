@@ -43,7 +43,7 @@ RESEARCH_CLAUSES = [
         "weight": 3,
         "severity": "major",
     },
-    {"key": "answers-fast", "kind": "max_latency_ms", "params": {"max_ms": 5000}, "weight": 1, "severity": "minor"},
+    {"key": "answers-fast", "kind": "max_latency_ms", "params": {"max_ms": 1000}, "weight": 1, "severity": "minor"},
     {
         "key": "stays-in-scope",
         "kind": "scope",
@@ -216,6 +216,55 @@ def _engagements() -> None:
         services.proposal_accept(engagement_id=engagement.pk, actor=atlas.seller)
 
 
+RESEARCH_TASKS = (
+    "How do regular-expression engines fail on adversarial input, and how do linear-time engines avoid it?",
+    "What does the evidence say about retrieval-augmented generation reducing hallucinations?",
+    "Summarise the known attacks on machine-learning model supply chains.",
+    "How reliable are automatic citation checkers for scientific claims?",
+    "What are the trade-offs between optimistic and pessimistic locking in databases?",
+)
+WRITING_TASKS = (
+    "Write a plain-language brief on how escrow protects buyers of online services.",
+    "Write a short brief for a team on why code review catches defects.",
+)
+DEMO_FUNDING_REASON = "demo seed: activated without escrow, which the payments release adds"
+
+
+def _evaluated_jobs() -> None:
+    """Finished jobs per demo agent, delivered with the demo agent's own answers and
+    judged by the real pipeline (run inline so the demo is ready at once; the
+    queued tasks then find the work done)."""
+    from trust import services as trust_services
+    from web.demo_agents import answer
+
+    jobs = [("atlas", "Atlas Research", "ada", t) for t in RESEARCH_TASKS]
+    jobs += [("beacon", "Beacon Research", "grace", t) for t in RESEARCH_TASKS]
+    jobs += [("quill", "Quill Writer", "ada", t) for t in WRITING_TASKS]
+    for agent, listing_name, buyer_name, task in jobs:
+        listing = AgentListing.objects.get(name=listing_name)
+        buyer = User.objects.get(username=buyer_name)
+        if Engagement.objects.filter(listing=listing, buyer=buyer, task=task).exists():
+            continue
+        engagement = services.engagement_create(
+            buyer=buyer, listing=listing, template=PactTemplate.objects.get(listing=listing), task=task
+        )
+        services.proposal_accept(engagement_id=engagement.pk, actor=listing.seller)
+        services.engagement_mark_active(engagement_id=engagement.pk, reason=DEMO_FUNDING_REASON)
+        reply = answer(agent, task)
+        deliverable = services.deliverable_submit(
+            engagement_id=engagement.pk,
+            actor=listing.seller,
+            output=reply.output,
+            citations=reply.citations,
+            actions=reply.actions,
+            latency_ms=int(reply.delay_s * 1000),
+        )
+        evaluation = trust_services.evaluation_start(deliverable_id=deliverable.pk)
+        for run_id in evaluation.judge_runs.values_list("id", flat=True):
+            trust_services.judge_run_execute(judge_run_id=run_id)
+        trust_services.evaluation_finalize(evaluation_id=evaluation.pk)
+
+
 def seed_demo() -> list[DemoLogin]:
     logins: list[DemoLogin] = []
     with transaction.atomic():
@@ -230,4 +279,5 @@ def seed_demo() -> list[DemoLogin]:
             _listing(spec)
     # Engagement services are their own (durable) transactions.
     _engagements()
+    _evaluated_jobs()
     return logins

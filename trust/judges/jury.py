@@ -67,7 +67,7 @@ def _paragraphs(text: str) -> list[str]:
 
 class CriteriaCoverageJudge(Judge):
     name = "criteria-coverage"
-    version = "1.0"
+    version = "1.1"
     kinds = frozenset({"rubric"})
 
     # Observable signs of common rubric criteria, keyed by word stems.
@@ -101,9 +101,8 @@ class CriteriaCoverageJudge(Judge):
         for criterion in criteria:
             stems = {stem(w) for w in content_words(criterion)}
             word_cover = len(stems & output_stems) / len(stems) if stems else 0.0
-            signalled = any(signals.get(s, False) for s in stems) or any(
-                value and any(s.startswith(key) for s in stems) for key, value in signals.items()
-            )
+            # Crude stems differ ("sourc" vs "source"): compare the first five letters.
+            signalled = any(value and any(s[:5] == key[:5] for s in stems) for key, value in signals.items())
             if word_cover >= 0.5 or signalled:
                 met.append(criterion)
         score = len(met) / len(criteria)
