@@ -10,4 +10,7 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "purge-idempotency-records": {"task": "core.tasks.idempotency_purge", "schedule": 3600.0},
     # Re-dispatch judge runs a dead worker left behind; finalize what is ready.
     "sweep-evaluations": {"task": "trust.tasks.sweep_evaluations", "schedule": 60.0},
+    # Review windows and delivery deadlines that came due; payouts and refunds to retry.
+    "fire-escrow-timers": {"task": "escrow.tasks.fire_due_timers", "schedule": 30.0},
+    "sweep-outbox": {"task": "escrow.tasks.sweep_outbox", "schedule": 60.0},
 }

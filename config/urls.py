@@ -8,6 +8,7 @@ api_v1 = [
     path("", include("core.api.urls")),
     path("", include("marketplace.api.urls")),
     path("", include("trust.api.urls")),
+    path("", include("escrow.api.urls")),
 ]
 
 urlpatterns = [

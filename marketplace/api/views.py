@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from core.api.pagination import PagePagination
 from core.api.users import actor, viewer
+from escrow import selectors as escrow_selectors
 from marketplace import selectors, services
 from marketplace.api.authentication import AgentTokenAuthentication
 from marketplace.api.serializers import (
@@ -65,7 +66,8 @@ def _listing_representation(request: Request, listing: AgentListing) -> dict[str
 def _engagement_representation(request: Request, pk: int) -> dict[str, Any]:
     engagement = _engagement_or_404(request, pk)
     evaluation = trust_selectors.evaluation_summaries(engagement_ids=[engagement.pk]).get(engagement.pk)
-    return EngagementDetailSerializer(engagement, context={"evaluation": evaluation}).data
+    escrow = escrow_selectors.escrow_summaries(engagement_ids=[engagement.pk]).get(engagement.pk)
+    return EngagementDetailSerializer(engagement, context={"evaluation": evaluation, "escrow": escrow}).data
 
 
 class AgentListApi(APIView):

@@ -1,0 +1,146 @@
+import datetime
+
+import pytest
+from django.utils import timezone
+
+from core.errors import Conflict, NotAllowed
+from core.models import EvidenceRecord
+from core.selectors import evidence_chain_verify
+from escrow import ledger
+from escrow import services as escrow_services
+from escrow.models import Escrow, EscrowTimer, LedgerEntry, OutboxItem, Settlement
+from marketplace.models import Engagement
+from tests.escrow.conftest import agreed_engagement, evaluated_engagement, funded_engagement
+
+pytestmark = pytest.mark.django_db
+
+
+def ledger_sums_to_zero() -> bool:
+    from django.db.models import Sum
+
+    return all(row["total"] == 0 for row in LedgerEntry.objects.values("currency").annotate(total=Sum("amount_minor")))
+
+
+def test_funding_books_the_money_and_starts_the_delivery_clock():
+    engagement, escrow = funded_engagement(price_minor=5000)
+    assert escrow.status == "funded"
+    assert engagement.status == "active"
+    assert ledger.escrow_holding_balance(escrow) == 5000
+    assert ledger_sums_to_zero()
+    timer = EscrowTimer.objects.get(escrow=escrow)
+    assert (timer.action, timer.due_at) == ("expire", engagement.delivery_due_at)
+    assert EvidenceRecord.objects.filter(kind="escrow.funded").count() == 1
+
+
+def test_funding_twice_is_a_conflict_and_books_nothing():
+    engagement, _escrow = funded_engagement()
+    with pytest.raises(Conflict, match="already funded"):
+        escrow_services.escrow_fund(engagement_id=engagement.pk, actor=engagement.buyer)
+    assert LedgerEntry.objects.count() == 2
+
+
+def test_only_the_buyer_funds_and_only_an_agreed_engagement():
+    engagement = agreed_engagement()
+    with pytest.raises(NotAllowed):
+        escrow_services.escrow_fund(engagement_id=engagement.pk, actor=engagement.listing.seller)
+    assert not Escrow.objects.exists()
+
+
+def test_a_passed_evaluation_schedules_release_after_the_review_window():
+    engagement, escrow, evaluation = evaluated_engagement(good=True, review_hours=24)
+    assert evaluation.outcome == "passed"
+    timer = EscrowTimer.objects.get(escrow=escrow, action="release")
+    assert timer.status == "pending"
+    assert abs((timer.due_at - timezone.now()) - datetime.timedelta(hours=24)) < datetime.timedelta(minutes=1)
+    assert escrow_services.escrow_fire_due_timers() == 0  # not due yet
+    fired = escrow_services.escrow_fire_due_timers(now=timezone.now() + datetime.timedelta(hours=25))
+    assert fired == 1
+    settlement = Settlement.objects.get(escrow=escrow)
+    assert (settlement.outcome, settlement.reason) == ("release", "review_window_lapsed")
+    assert (settlement.seller_gross_minor, settlement.platform_fee_minor, settlement.seller_net_minor) == (
+        5000,
+        500,
+        4500,
+    )
+    assert ledger.escrow_holding_balance(escrow) == 0
+    assert Engagement.objects.get(pk=engagement.pk).status == "closed"
+    assert ledger_sums_to_zero()
+    assert evidence_chain_verify()[1] is None
+
+
+def test_a_failed_evaluation_refunds_after_the_review_window():
+    _engagement, escrow, evaluation = evaluated_engagement(good=False)
+    assert evaluation.outcome == "failed"
+    escrow_services.escrow_fire_due_timers(now=timezone.now() + datetime.timedelta(hours=73))
+    settlement = Settlement.objects.get(escrow=escrow)
+    assert (settlement.outcome, settlement.buyer_refund_minor, settlement.seller_gross_minor) == ("refund", 5000, 0)
+    assert OutboxItem.objects.get(settlement=settlement).kind == "refund"
+
+
+def test_the_buyer_releases_early_once():
+    engagement, _escrow, _ = evaluated_engagement(good=True)
+    settlement = escrow_services.escrow_release(engagement_id=engagement.pk, actor=engagement.buyer)
+    assert settlement.reason == "buyer_released"
+    with pytest.raises(Conflict, match="already been settled"):
+        escrow_services.escrow_release(engagement_id=engagement.pk, actor=engagement.buyer)
+    assert Settlement.objects.count() == 1
+    assert escrow_services.escrow_fire_due_timers(now=timezone.now() + datetime.timedelta(days=10)) == 0
+
+
+def test_releasing_before_the_evaluation_is_a_conflict():
+    engagement, _ = funded_engagement()
+    with pytest.raises(Conflict, match="evaluated"):
+        escrow_services.escrow_release(engagement_id=engagement.pk, actor=engagement.buyer)
+    assert not Settlement.objects.exists()
+
+
+def test_an_undelivered_engagement_expires_at_its_deadline_and_refunds():
+    engagement, escrow = funded_engagement()
+    escrow_services.escrow_fire_due_timers(now=engagement.delivery_due_at + datetime.timedelta(seconds=1))
+    engagement.refresh_from_db()
+    assert engagement.status == "expired"
+    settlement = Settlement.objects.get(escrow=escrow)
+    assert (settlement.outcome, settlement.reason) == ("refund", "delivery_expired")
+
+
+def test_an_inconclusive_evaluation_holds_the_money_for_an_admin():
+    engagement, escrow = funded_engagement()
+    escrow_services.escrow_decide(engagement_id=engagement.pk, outcome="inconclusive")
+    escrow.refresh_from_db()
+    assert escrow.status == "held"
+    assert "admin" in escrow.hold_reason
+    assert not EscrowTimer.objects.filter(escrow=escrow, action__in=["release", "settle_failed"]).exists()
+
+
+def test_outbox_payout_books_the_money_leaving(django_capture_on_commit_callbacks):
+    engagement, _escrow, _ = evaluated_engagement(good=True)
+    settlement = escrow_services.escrow_release(engagement_id=engagement.pk, actor=engagement.buyer)
+    item = OutboxItem.objects.get(settlement=settlement)
+    done = escrow_services.outbox_perform(item_id=item.pk)
+    assert done.status == "done"
+    assert done.provider_reference.startswith("tr_sim_")
+    assert escrow_services.outbox_perform(item_id=item.pk).provider_reference == done.provider_reference
+    seller_payable = ledger.account(ledger.K.SELLER_PAYABLE, "usd", user_id=engagement.listing.seller_id)
+    assert ledger.balance(seller_payable) == 0
+    assert Settlement.objects.get(pk=settlement.pk).payout_status == "paid"
+    assert ledger_sums_to_zero()
+
+
+@pytest.mark.parametrize(
+    ("share", "gross", "fee", "net", "refund"),
+    [(0, 0, 0, 0, 5001), (10_000, 5001, 500, 4501, 0), (5000, 2500, 250, 2250, 2501), (3333, 1666, 166, 1500, 3335)],
+)
+def test_splits_move_exactly_the_money_they_say(share, gross, fee, net, refund):
+    _engagement, escrow = funded_engagement(price_minor=5001)
+    settlement = escrow_services.escrow_settle_share(
+        escrow_id=escrow.pk, seller_share_bps=share, reason="admin", actor=None
+    )
+    got = (
+        settlement.seller_gross_minor,
+        settlement.platform_fee_minor,
+        settlement.seller_net_minor,
+        settlement.buyer_refund_minor,
+    )
+    assert got == (gross, fee, net, refund)
+    assert ledger.escrow_holding_balance(escrow) == 0
+    assert ledger_sums_to_zero()
