@@ -179,9 +179,11 @@ def escrow_decide(*, engagement_id: int, outcome: str) -> Escrow | None:
         return escrow
     escrow.evaluation_outcome = outcome
     escrow.save(update_fields=["evaluation_outcome", "updated_at"])
-    EscrowTimer.objects.filter(
-        escrow=escrow, action__in=[EscrowTimer.Action.RELEASE, EscrowTimer.Action.SETTLE_FAILED]
-    ).update(status=EscrowTimer.Status.CANCELLED)
+    # Delivered and judged: the delivery deadline no longer applies; a newer
+    # evaluation (a re-evaluation) replaces any earlier decision.
+    EscrowTimer.objects.filter(escrow=escrow, status=EscrowTimer.Status.PENDING).update(
+        status=EscrowTimer.Status.CANCELLED, result=f"superseded by the evaluation ({outcome})"
+    )
     if outcome == "inconclusive":
         if escrow.status == Escrow.Status.FUNDED:
             _move(escrow, Escrow.Status.HELD, reason="evaluation inconclusive: an admin decides")

@@ -3,6 +3,7 @@ from django.core.management import call_command
 
 from core.models import EvidenceRecord, User
 from core.selectors import evidence_chain_verify
+from escrow.models import Escrow, Settlement
 from marketplace.models import AgentListing, Engagement, PactVersion, Proposal
 from trust.models import Evaluation
 
@@ -49,7 +50,14 @@ def test_seed_demo_builds_the_marketplace_story():
     atlas = set(Evaluation.objects.filter(engagement__listing__name="Atlas Research").values_list("outcome", flat=True))
     assert beacon == {"passed"}
     assert atlas == {"failed"}
-    assert Engagement.objects.filter(status="evaluated").count() == Evaluation.objects.count() == 12
+    assert Evaluation.objects.count() == 12
+    assert Engagement.objects.filter(status__in=["evaluated", "closed"]).count() == 12
+    # Every finished job was paid into escrow; four were released by their buyers at once.
+    assert Escrow.objects.count() == 12
+    assert Settlement.objects.filter(outcome="release").count() == 4
+    assert set(Escrow.objects.filter(engagement__listing__name="Atlas Research").values_list("status", flat=True)) == {
+        "funded"
+    }
     count, fault = evidence_chain_verify()
     assert fault is None
     assert count == EvidenceRecord.objects.count() > 12

@@ -227,13 +227,13 @@ WRITING_TASKS = (
     "Write a plain-language brief on how escrow protects buyers of online services.",
     "Write a short brief for a team on why code review catches defects.",
 )
-DEMO_FUNDING_REASON = "demo seed: activated without escrow, which the payments release adds"
 
 
 def _evaluated_jobs() -> None:
     """Finished jobs per demo agent, delivered with the demo agent's own answers and
     judged by the real pipeline (run inline so the demo is ready at once; the
     queued tasks then find the work done)."""
+    from escrow import services as escrow_services
     from trust import services as trust_services
     from web.demo_agents import answer
 
@@ -249,7 +249,8 @@ def _evaluated_jobs() -> None:
             buyer=buyer, listing=listing, template=PactTemplate.objects.get(listing=listing), task=task
         )
         services.proposal_accept(engagement_id=engagement.pk, actor=listing.seller)
-        services.engagement_mark_active(engagement_id=engagement.pk, reason=DEMO_FUNDING_REASON)
+        # Funded through escrow with the local (simulated card) gateway.
+        escrow_services.escrow_fund(engagement_id=engagement.pk, actor=buyer)
         reply = answer(agent, task)
         deliverable = services.deliverable_submit(
             engagement_id=engagement.pk,
@@ -262,7 +263,11 @@ def _evaluated_jobs() -> None:
         evaluation = trust_services.evaluation_start(deliverable_id=deliverable.pk)
         for run_id in evaluation.judge_runs.values_list("id", flat=True):
             trust_services.judge_run_execute(judge_run_id=run_id)
-        trust_services.evaluation_finalize(evaluation_id=evaluation.pk)
+        evaluation = trust_services.evaluation_finalize(evaluation_id=evaluation.pk)
+        # The finalize signal schedules the money (release or refund after the review
+        # window); on the first three passed jobs the buyer releases at once.
+        if evaluation.outcome == "passed" and task in RESEARCH_TASKS[:3] + WRITING_TASKS[:1]:
+            escrow_services.escrow_release(engagement_id=engagement.pk, actor=buyer)
 
 
 def seed_demo() -> list[DemoLogin]:
