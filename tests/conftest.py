@@ -110,12 +110,16 @@ def stop_worker(proc: subprocess.Popen, *, sig: int = signal.SIGTERM) -> None:
     try:
         os.killpg(proc.pid, sig)
     except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        pass
+    else:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    log_path = getattr(proc, "log_path", None)
+    if log_path:
+        Path(log_path).unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")
