@@ -145,6 +145,7 @@ class Settlement(models.Model):
         REVIEW_WINDOW_LAPSED = "review_window_lapsed", "Review window lapsed"
         DISPUTE_RULING = "dispute_ruling", "Dispute ruling"
         DELIVERY_EXPIRED = "delivery_expired", "Delivery expired"
+        ENGAGEMENT_CANCELLED = "engagement_cancelled", "Paid after the engagement was cancelled"
         ADMIN = "admin", "Admin"
 
     class PayoutStatus(models.TextChoices):

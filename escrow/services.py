@@ -128,6 +128,16 @@ def escrow_confirm_funding(*, escrow_id: int, charge_reference: str = "", actor:
     escrow.funded_at = timezone.now()
     escrow.save(update_fields=["charge_reference", "funded_at", "updated_at"])
     _move(escrow, Escrow.Status.FUNDED, actor=actor, reason="payment received")
+    if escrow.engagement.status != Engagement.Status.AGREED:
+        # The payment arrived after the engagement was cancelled (a checkout left
+        # open): the money is in, so book it and give it straight back.
+        _settle(
+            escrow,
+            escrow_money.refund(escrow.amount_minor, escrow.fee_bps),
+            reason=Settlement.Reason.ENGAGEMENT_CANCELLED,
+            actor=None,
+        )
+        return escrow
     engagement = marketplace_services.engagement_mark_active(engagement_id=engagement_id, actor=actor)
     if engagement.delivery_due_at is not None:
         EscrowTimer.objects.update_or_create(
