@@ -25,6 +25,7 @@ urlpatterns = [
     # Engagements
     path("engagements/", views.engagement_list, name="engagement-list"),
     path("engagements/<int:pk>/", views.engagement_detail, name="engagement-detail"),
+    path("engagements/<int:pk>/evaluation/", views.engagement_evaluation, name="engagement-evaluation"),
     path("engagements/<int:pk>/accept/", views.engagement_accept, name="engagement-accept"),
     path("engagements/<int:pk>/proposals/", views.engagement_propose, name="engagement-propose"),
     path("engagements/<int:pk>/cancel/", views.engagement_cancel, name="engagement-cancel"),

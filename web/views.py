@@ -26,6 +26,7 @@ from core.errors import DomainError
 from marketplace import selectors
 from marketplace import services as market
 from marketplace.models import AgentListing, AgentToken, Engagement, PactTemplate
+from trust import selectors as trust_selectors
 from web.forms import (
     EXAMPLE_CLAUSES,
     AcceptForm,
@@ -342,9 +343,27 @@ def _render_engagement(
         else None,
         "cancel_form": CancelForm(),
         "deliver_form": DeliverForm(),
+        **_evaluation_context(pk),
         **(forms or {}),
     }
     return render(request, "web/engagement_detail.html", context, status=status)
+
+
+def _evaluation_context(engagement_id: int) -> dict[str, Any]:
+    evaluation = trust_selectors.evaluation_latest(engagement_id=engagement_id)
+    return {
+        "engagement_id": engagement_id,
+        "evaluation": trust_selectors.evaluation_report(evaluation) if evaluation else None,
+        "rounds": trust_selectors.evaluation_rounds(engagement_id=engagement_id) if evaluation else [],
+    }
+
+
+@login_required
+@require_GET
+def engagement_evaluation(request: HttpRequest, pk: int) -> HttpResponse:
+    """The evaluation panel alone: what htmx polls while the judges work."""
+    _visible_engagement_or_404(request, pk)
+    return render(request, "web/_evaluation_panel.html", _evaluation_context(pk))
 
 
 def _visible_engagement_or_404(request: HttpRequest, pk: int) -> None:
