@@ -12,8 +12,9 @@
   (evaluation, clause, judge), so redelivered tasks never duplicate verdicts.
 - `ClauseResult`: the aggregate per clause: gate result, or majority and
   median of the jury; `inconclusive` when quorum is lost or no majority.
-- `VerdictCache`: verdicts keyed by (judge, version, clause hash, deliverable
-  hash); a re-evaluation or a retried task reuses them instead of re-judging.
+- `VerdictCache`: verdicts keyed by (judge, version, clause hash, delivery
+  hash), where the delivery hash covers the deliverable and the task it answers;
+  a re-evaluation or a retried task reuses them instead of re-judging.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ class Evaluation(models.Model):
     compliance = models.FloatField(null=True, blank=True)
     hard_gates_passed = models.BooleanField(null=True, blank=True)
     agreement_alpha = models.FloatField(null=True, blank=True)
+    # The jury's rolling agreement over its recent evaluations, as of this finalize.
+    panel_alpha = models.FloatField(null=True, blank=True)
     flagged_for_review = models.BooleanField(default=False, db_index=True)
     review_reason = models.CharField(max_length=500, blank=True)
     finalize_enqueued = models.BooleanField(default=False)

@@ -91,6 +91,7 @@ def evaluation_report(evaluation: Evaluation) -> dict[str, Any]:
         "outcome": evaluation.outcome or None,
         "compliance": evaluation.compliance,
         "agreement_alpha": evaluation.agreement_alpha,
+        "panel_alpha": evaluation.panel_alpha,
         "hard_gates_passed": evaluation.hard_gates_passed,
         "flagged_for_review": evaluation.flagged_for_review,
         "review_reason": evaluation.review_reason,

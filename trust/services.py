@@ -48,6 +48,12 @@ def clause_hash(clause: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(clause).encode()).hexdigest()
 
 
+def delivery_hash(deliverable: Deliverable, engagement: Engagement) -> str:
+    """What a verdict depends on besides the clause: the delivery *and* the task it
+    answers (the same text can answer one task well and another badly)."""
+    return hashlib.sha256(f"{deliverable.content_hash}:{canonical_json(engagement.task)}".encode()).hexdigest()
+
+
 def _delivery(deliverable: Deliverable, engagement: Engagement) -> judges.Delivery:
     return judges.Delivery(
         output=deliverable.output,
@@ -55,7 +61,7 @@ def _delivery(deliverable: Deliverable, engagement: Engagement) -> judges.Delive
         actions=list(deliverable.actions or []),
         latency_ms=deliverable.latency_ms,
         task=engagement.task,
-        content_hash=deliverable.content_hash,
+        content_hash=delivery_hash(deliverable, engagement),
     )
 
 
@@ -178,7 +184,11 @@ def _judge_run_record(judge_run_id: int, results: dict[str, JudgeResult], *, ver
     """
     with transaction.atomic():
         run = JudgeRun.objects.only("evaluation_id").get(pk=judge_run_id)
-        evaluation = Evaluation.objects.select_for_update().select_related("deliverable").get(pk=run.evaluation_id)
+        evaluation = (
+            Evaluation.objects.select_for_update(of=("self",))
+            .select_related("deliverable", "engagement")
+            .get(pk=run.evaluation_id)
+        )
         run = JudgeRun.objects.select_for_update().get(pk=judge_run_id)
         if run.status in (JudgeRun.Status.DONE, JudgeRun.Status.ERROR):
             return  # a duplicate delivery of the same task got here first
@@ -200,7 +210,13 @@ def _judge_run_record(judge_run_id: int, results: dict[str, JudgeResult], *, ver
                 },
             )
             if verdict is not None and not cached:
-                _cache_verdict(run.judge, version, clauses[key], evaluation.deliverable.content_hash, verdict)
+                _cache_verdict(
+                    run.judge,
+                    version,
+                    clauses[key],
+                    delivery_hash(evaluation.deliverable, evaluation.engagement),
+                    verdict,
+                )
         all_failed = bool(results) and all(v is None for v, _, _ in results.values())
         run.status = JudgeRun.Status.ERROR if all_failed else JudgeRun.Status.DONE
         run.judge_version = version
@@ -343,6 +359,9 @@ def evaluation_finalize(*, evaluation_id: int) -> Evaluation:
     evaluation.review_reason = " · ".join(review)[:500]
     evaluation.finished_at = timezone.now()
     evaluation.save()
+    if jury_keys:  # the rolling agreement, this evaluation included
+        evaluation.panel_alpha = panel_agreement()
+        evaluation.save(update_fields=["panel_alpha"])
     evidence_append(
         kind="evaluation.finalized",
         subject=f"engagement:{evaluation.engagement_id}",
@@ -355,6 +374,7 @@ def evaluation_finalize(*, evaluation_id: int) -> Evaluation:
             "compliance": summary.compliance,
             "hard_gates_passed": summary.hard_gates_passed,
             "agreement_alpha": alpha,
+            "panel_alpha": evaluation.panel_alpha,
             "clauses": [{"key": r.key, "outcome": r.outcome, "score": r.score} for r in results],
             "verdicts": [
                 {

@@ -193,3 +193,29 @@ def test_sweeper_redispatches_stale_runs_and_finalizes_ready_evaluations(
     assert swept == {"runs": 1, "finalize": 0}
     JudgeRun.objects.filter(evaluation=evaluation, judge="latency").update(status="done")
     assert services.evaluation_sweep(stale_after=timedelta(0)) == {"runs": 0, "finalize": 1}
+
+
+def test_the_jurys_rolling_agreement_is_recorded_at_each_finalize():
+    first = run_all(services.evaluation_start(deliverable_id=deliver(active_engagement()).pk))
+    assert first.panel_alpha == 1.0  # one unit so far, all jurors agree
+    split = run_all(
+        services.evaluation_start(
+            deliverable_id=deliver(active_engagement(task="Explain photosynthesis in plants for a child.")).pk
+        )
+    )
+    votes = list(JudgeVerdict.objects.filter(evaluation=split, clause_key="quality").values_list("judge", "passed"))
+    assert split.panel_alpha is not None
+    assert split.panel_alpha < 1.0, votes
+    assert services.panel_agreement() == split.panel_alpha
+
+
+def test_the_same_text_answering_another_task_is_judged_again():
+    """The verdict cache keys on the task too: relevance depends on it."""
+    run_all(services.evaluation_start(deliverable_id=deliver(active_engagement()).pk))
+    other = run_all(
+        services.evaluation_start(
+            deliverable_id=deliver(active_engagement(task="Explain photosynthesis in plants for a child.")).pk
+        )
+    )
+    assert not JudgeVerdict.objects.filter(evaluation=other, judge="task-relevance", cached=True).exists()
+    assert JudgeVerdict.objects.filter(evaluation=other, judge="scope", cached=True).count() == 0
