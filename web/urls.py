@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from web import views
+from web import escrow_views, views
 
 app_name = "web"
 
@@ -30,4 +30,9 @@ urlpatterns = [
     path("engagements/<int:pk>/proposals/", views.engagement_propose, name="engagement-propose"),
     path("engagements/<int:pk>/cancel/", views.engagement_cancel, name="engagement-cancel"),
     path("engagements/<int:pk>/deliver/", views.engagement_deliver, name="engagement-deliver"),
+    path("engagements/<int:pk>/fund/", escrow_views.engagement_fund, name="engagement-fund"),
+    path("engagements/<int:pk>/release/", escrow_views.engagement_release, name="engagement-release"),
+    path("checkout/simulated/<int:escrow_id>/", escrow_views.simulated_checkout, name="simulated-checkout"),
+    path("seller/payouts/", escrow_views.payouts, name="payouts"),
+    path("seller/payouts/connect/", escrow_views.payout_onboard, name="payout-onboard"),
 ]

@@ -27,6 +27,7 @@ from marketplace import selectors
 from marketplace import services as market
 from marketplace.models import AgentListing, AgentToken, Engagement, PactTemplate
 from trust import selectors as trust_selectors
+from web import escrow_views
 from web.forms import (
     EXAMPLE_CLAUSES,
     AcceptForm,
@@ -344,6 +345,7 @@ def _render_engagement(
         "cancel_form": CancelForm(),
         "deliver_form": DeliverForm(),
         **_evaluation_context(pk),
+        **escrow_views.escrow_panel_context(pk),
         **(forms or {}),
     }
     return render(request, "web/engagement_detail.html", context, status=status)

@@ -144,3 +144,23 @@ def test_splits_move_exactly_the_money_they_say(share, gross, fee, net, refund):
     assert got == (gross, fee, net, refund)
     assert ledger.escrow_holding_balance(escrow) == 0
     assert ledger_sums_to_zero()
+
+
+def test_a_payment_that_arrives_after_cancellation_is_refunded():
+    from marketplace import services as marketplace_services
+
+    engagement = agreed_engagement()
+    escrow, _ = escrow_services.escrow_fund(engagement_id=engagement.pk, actor=engagement.buyer, via_api=False)
+    assert escrow.status == "awaiting_funds"
+    marketplace_services.engagement_cancel(engagement_id=engagement.pk, actor=engagement.buyer)
+    escrow_services.escrow_confirm_funding(escrow_id=escrow.pk, charge_reference="ch_late")
+    escrow.refresh_from_db()
+    assert escrow.status == "settled"
+    settlement = Settlement.objects.get(escrow=escrow)
+    assert (settlement.outcome, settlement.reason, settlement.buyer_refund_minor) == (
+        "refund",
+        "engagement_cancelled",
+        5000,
+    )
+    assert ledger.escrow_holding_balance(escrow) == 0
+    assert Engagement.objects.get(pk=engagement.pk).status == "cancelled"

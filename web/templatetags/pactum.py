@@ -236,3 +236,14 @@ def clause_kinds() -> list[dict[str, Any]]:
             }
         )
     return kinds
+
+
+@register.filter
+def iso_datetime(value: str | None) -> Any:
+    """An ISO 8601 string from a report dict, as a datetime for the `date` filter."""
+    import datetime
+
+    try:
+        return datetime.datetime.fromisoformat(value) if value else None
+    except (TypeError, ValueError):
+        return None
