@@ -20,6 +20,10 @@
 - `OutboxItem`: a money movement at the payment provider (payout, refund),
   written in the same transaction as the ledger posting and performed after
   commit by a `settlement` task with a deterministic idempotency key.
+- `WebhookEvent`: the inbox of the payment provider's signed events, stored
+  once by event id and processed after commit (`escrow.webhooks` verifies,
+  `services.webhook_event_process` applies); `processed_at` is set in the
+  same transaction as the event's effects, so an event takes effect once.
 """
 
 from __future__ import annotations
@@ -260,3 +264,22 @@ class PayoutAccount(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.gateway} account of {self.seller_id}"
+
+
+class WebhookEvent(models.Model):
+    """A provider event as received: the raw JSON, stored once per event id."""
+
+    event_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100, db_index=True)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    result = models.CharField(max_length=300, blank=True)  # what processing did (or why it did nothing)
+    error = models.CharField(max_length=500, blank=True)  # the last failure; set with processed_at when final
+
+    class Meta:
+        ordering = ["received_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"

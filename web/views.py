@@ -365,7 +365,13 @@ def _evaluation_context(engagement_id: int) -> dict[str, Any]:
 def engagement_evaluation(request: HttpRequest, pk: int) -> HttpResponse:
     """The evaluation panel alone: what htmx polls while the judges work."""
     _visible_engagement_or_404(request, pk)
-    return render(request, "web/_evaluation_panel.html", _evaluation_context(pk))
+    context = _evaluation_context(pk)
+    response = render(request, "web/_evaluation_panel.html", context)
+    if request.headers.get("HX-Request") and context["evaluation"] and context["evaluation"]["status"] == "done":
+        # The judges just finished: reload the page once, so the status, the next
+        # step and the escrow panel catch up with the verdict.
+        response["HX-Refresh"] = "true"
+    return response
 
 
 def _visible_engagement_or_404(request: HttpRequest, pk: int) -> None:

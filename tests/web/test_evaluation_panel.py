@@ -44,6 +44,10 @@ def test_a_finished_evaluation_shows_the_verdicts_and_stops_polling(client):
     for judge in ("criteria-coverage", "task-relevance", "specificity", "citation-coverage", "scope", "latency"):
         assert judge in page
     assert "claim sentences carry a citation" in page  # a rationale
+    # The poll that sees the finished evaluation reloads the whole page once.
+    polled = client.get(f"/engagements/{engagement.pk}/evaluation/", HTTP_HX_REQUEST="true")
+    assert polled["HX-Refresh"] == "true"
+    assert not client.get(f"/engagements/{engagement.pk}/evaluation/").has_header("HX-Refresh")
 
 
 def test_a_flagged_evaluation_shows_why():
