@@ -38,6 +38,7 @@ def test_evaluation_throughput(benchmark, django_db_setup):
             latencies = sorted(
                 (e.finished_at - e.deliverable.created_at).total_seconds()
                 for e in Evaluation.objects.filter(engagement__in=engagements).select_related("deliverable")
+                if e.finished_at is not None
             )
             return {
                 "evaluations": N,

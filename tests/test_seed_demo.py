@@ -44,12 +44,11 @@ def test_seed_demo_builds_the_marketplace_story():
     assert negotiating.proposals.count() == 2
     assert Engagement.objects.filter(status="agreed").count() == 1
     # Finished jobs judged by the real pipeline: Beacon keeps its pact, Atlas slips.
-    beacon = set(
-        Evaluation.objects.filter(engagement__listing__name="Beacon Research").values_list("outcome", flat=True)
-    )
-    atlas = set(Evaluation.objects.filter(engagement__listing__name="Atlas Research").values_list("outcome", flat=True))
-    assert beacon == {"passed"}
-    assert atlas == {"failed"}
+    outcomes = {
+        name: set(Evaluation.objects.filter(engagement__listing__name=name).values_list("outcome", flat=True))
+        for name in ("Beacon Research", "Atlas Research")
+    }
+    assert outcomes == {"Beacon Research": {"passed"}, "Atlas Research": {"failed"}}
     assert Evaluation.objects.count() == 12
     assert Engagement.objects.filter(status__in=["evaluated", "closed"]).count() == 12
     # Every finished job was paid into escrow; four were released by their buyers at once.

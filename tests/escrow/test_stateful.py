@@ -72,12 +72,12 @@ class MoneyMachine(RuleBasedStateMachine):
     @rule(escrow_id=funded)
     def release(self, escrow_id):
         engagement = Escrow.objects.get(pk=escrow_id).engagement
-        with contextlib.suppress(REFUSED):
+        with contextlib.suppress(*REFUSED):
             escrow_services.escrow_release(engagement_id=engagement.pk, actor=engagement.buyer)
 
     @rule(escrow_id=funded, share=st.sampled_from([0, 1, 2500, 5000, 9999, 10_000]))
     def rule_split(self, escrow_id, share):
-        with contextlib.suppress(REFUSED):
+        with contextlib.suppress(*REFUSED):
             escrow_services.escrow_settle_share(escrow_id=escrow_id, seller_share_bps=share, reason="admin", actor=None)
 
     @rule(hours=st.integers(min_value=1, max_value=24 * 5))

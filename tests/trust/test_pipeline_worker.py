@@ -69,10 +69,10 @@ def test_duplicate_task_messages_do_not_duplicate_verdicts(celery_worker_process
     evaluation = wait_for(finished(engagement), what="the evaluation to finish")
     # ... and once more after everything finished, waiting for each to be processed.
     results = [
-        run_judge.apply_async(args=[run_id], ignore_result=False)
+        run_judge.apply_async(args=(run_id,), ignore_result=False)
         for run_id in evaluation.judge_runs.values_list("id", flat=True)
     ]
-    results.append(finalize_evaluation.apply_async(args=[evaluation.pk], ignore_result=False))
+    results.append(finalize_evaluation.apply_async(args=(evaluation.pk,), ignore_result=False))
     for result in results:
         result.get(timeout=60)
     assert_exactly_once(evaluation)
