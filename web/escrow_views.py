@@ -112,3 +112,24 @@ def payout_onboard(request: HttpRequest) -> HttpResponse:
         return redirect(url)
     messages.success(request, f"Payout account {account.provider_account} connected.")
     return redirect("web:payouts")
+
+
+@login_required
+@require_GET
+def spending(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    if user.role != User.Role.BUYER:
+        raise Http404("Spending is for buyers.")
+    escrows = list(escrow_selectors.buyer_spending(buyer=user))
+    totals: dict[str, dict[str, int]] = {}
+    for escrow in escrows:
+        row = totals.setdefault(escrow.currency, {"paid": 0, "held": 0, "released": 0, "refunded": 0})
+        settlement = getattr(escrow, "settlement", None)
+        if escrow.status in (Escrow.Status.FUNDED, Escrow.Status.HELD, Escrow.Status.SETTLED):
+            row["paid"] += escrow.amount_minor
+        if escrow.status in (Escrow.Status.FUNDED, Escrow.Status.HELD):
+            row["held"] += escrow.amount_minor
+        if settlement is not None:
+            row["released"] += settlement.seller_gross_minor
+            row["refunded"] += settlement.buyer_refund_minor
+    return render(request, "web/spending.html", {"escrows": escrows, "totals": sorted(totals.items())})

@@ -35,4 +35,5 @@ urlpatterns = [
     path("checkout/simulated/<int:escrow_id>/", escrow_views.simulated_checkout, name="simulated-checkout"),
     path("seller/payouts/", escrow_views.payouts, name="payouts"),
     path("seller/payouts/connect/", escrow_views.payout_onboard, name="payout-onboard"),
+    path("spending/", escrow_views.spending, name="spending"),
 ]

@@ -1,7 +1,11 @@
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
+from escrow import services as escrow_services
 from escrow.models import Escrow, Settlement
-from tests.escrow.conftest import agreed_engagement, evaluated_engagement
+from marketplace.models import Engagement
+from tests.escrow.conftest import agreed_engagement, evaluated_engagement, funded_engagement
 from tests.factories import BuyerFactory
 
 pytestmark = pytest.mark.django_db
@@ -68,4 +72,20 @@ def test_the_seller_sees_payouts(client):
     client.post("/seller/payouts/connect/")
     assert "connected" in client.get("/seller/payouts/").content.decode()
     as_user(client, engagement.buyer)
+    assert client.get("/seller/payouts/").status_code == 404
+
+
+def test_the_buyer_sees_spending_in_constant_queries(client, django_assert_num_queries):
+    engagement, _, _ = evaluated_engagement(good=True)
+    escrow_services.escrow_release(engagement_id=engagement.pk, actor=engagement.buyer)
+    as_user(client, engagement.buyer)
+    with CaptureQueriesContext(connection) as ctx:
+        page = client.get("/spending/").content.decode()
+    expected = len(ctx)
+    assert "release: 50.00 USD to the seller" in page
+    for _ in range(5):  # more escrows for the same buyer
+        other, _escrow = funded_engagement()
+        Engagement.objects.filter(pk=other.pk).update(buyer=engagement.buyer)
+    with django_assert_num_queries(expected):
+        assert "#" in client.get("/spending/").content.decode()
     assert client.get("/seller/payouts/").status_code == 404
