@@ -204,6 +204,20 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 # --- Pactum ------------------------------------------------------------------
 PAYMENT_GATEWAY = env.str("PAYMENT_GATEWAY", default="local")
 
+# Stripe (PAYMENT_GATEWAY=stripe). The key is read when a gateway is built, so a
+# process that never talks to Stripe does not need it.
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+# Endpoint signing secrets, comma-separated: during a rotation the old and the
+# new secret both verify.
+STRIPE_WEBHOOK_SECRET = [s.strip() for s in env.list("STRIPE_WEBHOOK_SECRET", default=[]) if s.strip()]
+# Where the Stripe API is (tests and stripe-mock point this at a local server).
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com")
+# Where Stripe's onboarding sends a seller back (default: the seller's payouts page).
+STRIPE_CONNECT_RETURN_URL = env.str("STRIPE_CONNECT_RETURN_URL", default="")
+# The library's own retries of one call (network errors, 409, 5xx), same idempotency key.
+STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
+STRIPE_TIMEOUT_S = env.float("STRIPE_TIMEOUT_S", default=30.0)
+
 # Calls to sellers' agent endpoints. Addresses in private, loopback, link-local
 # and other reserved ranges are refused unless this development switch is on
 # (`make run` turns it on so the demo agents on 127.0.0.1 are reachable).

@@ -18,6 +18,7 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("api/v1/", include(api_v1)),
     path("admin/", admin.site.urls),
+    path("webhooks/stripe/", include("escrow.webhooks")),
     path("demo-agents/", include("web.demo_agents")),
     path("", include("web.urls")),
 ]

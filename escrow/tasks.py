@@ -21,3 +21,20 @@ def fire_due_timers() -> int:
 @shared_task(name="escrow.tasks.sweep_outbox")
 def sweep_outbox() -> int:
     return services.outbox_sweep()
+
+
+@shared_task(
+    name="escrow.tasks.process_webhook_event",
+    autoretry_for=(DatabaseError, services.WebhookRetryLater),
+    retry_backoff=5,
+    retry_backoff_max=600,
+    max_retries=8,
+)
+def process_webhook_event(event_id: str) -> None:
+    """Apply one stored provider event (by its event id); a processed event is a no-op."""
+    services.webhook_event_process(event_id=event_id)
+
+
+@shared_task(name="escrow.tasks.sweep_webhook_events")
+def sweep_webhook_events() -> int:
+    return services.webhook_event_sweep()
