@@ -13,4 +13,5 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Review windows and delivery deadlines that came due; payouts and refunds to retry.
     "fire-escrow-timers": {"task": "escrow.tasks.fire_due_timers", "schedule": 30.0},
     "sweep-outbox": {"task": "escrow.tasks.sweep_outbox", "schedule": 60.0},
+    "sweep-webhook-events": {"task": "escrow.tasks.sweep_webhook_events", "schedule": 60.0},
 }

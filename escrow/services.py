@@ -51,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 K = ledger.K
 MAX_OUTBOX_ATTEMPTS = 8
+# The hold reason of an escrow whose card payment is being charged back.
+CHARGEBACK_HOLD_REASON = "card chargeback"
 OUTBOX_BACKOFF_CAP = datetime.timedelta(hours=1)
 
 
@@ -210,6 +212,8 @@ def escrow_decide(*, engagement_id: int, outcome: str) -> Escrow | None:
     EscrowTimer.objects.filter(escrow=escrow, status=EscrowTimer.Status.PENDING).update(
         status=EscrowTimer.Status.CANCELLED, result=f"superseded by the evaluation ({outcome})"
     )
+    if escrow.hold_reason == CHARGEBACK_HOLD_REASON:
+        return escrow  # a card chargeback is open: nothing moves until it closes
     if outcome == "inconclusive":
         if escrow.status == Escrow.Status.FUNDED:
             _move(escrow, Escrow.Status.HELD, reason="evaluation inconclusive: an admin decides")
@@ -255,6 +259,10 @@ def _settle(
     """Settle a *locked* escrow: one settlement, one ledger transaction, outbox rows, evidence."""
     if escrow.status not in (Escrow.Status.FUNDED, Escrow.Status.HELD):
         raise Conflict(f"This escrow is {escrow.status}; it cannot be settled.", code="already_settled")
+    if escrow.hold_reason == CHARGEBACK_HOLD_REASON:
+        raise Conflict(
+            "A card chargeback is open on this payment; it settles when the chargeback closes.", code="chargeback_open"
+        )
     if amounts.seller_gross + amounts.buyer_refund != escrow.amount_minor:  # pragma: no cover - money.py guarantees it
         raise ValueError("settlement amounts do not add up to the escrow amount")
     engagement = escrow.engagement
@@ -492,8 +500,8 @@ def outbox_perform(*, item_id: int) -> OutboxItem:
 @transaction.atomic
 def _outbox_done(item_id: int, reference: str) -> OutboxItem:
     item = outbox_lock(item_id)
-    if item.status == OutboxItem.Status.DONE:
-        return item
+    if item.status != OutboxItem.Status.PENDING:
+        return item  # done already, or failed meanwhile (a webhook reported it): book nothing
     escrow = item.settlement.escrow
     engagement = escrow.engagement
     currency = item.currency
@@ -600,7 +608,6 @@ def payout_account_update(*, provider_account: str, payouts_enabled: bool) -> in
 # is brought to match it, so late or out-of-order deliveries converge instead of going backwards.
 
 WEBHOOK_MAX_ATTEMPTS = 20
-CHARGEBACK_HOLD_REASON = "card chargeback"
 # Dispute statuses (Stripe): money withdrawn and still contested / decided against us / kept by us.
 DISPUTE_OPEN = frozenset({"needs_response", "under_review"})
 DISPUTE_INQUIRY = frozenset({"warning_needs_response", "warning_under_review"})  # nothing withdrawn yet

@@ -11,10 +11,18 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+from core.errors import DomainError
 
-class GatewayError(Exception):
+
+class GatewayError(DomainError):
+    """The payment provider refused or could not be reached. Reaching an API
+    view, it is a 503 with the provider's reason (never a 500)."""
+
+    status_code = 503
+    code = "payment_provider_unavailable"
+
     def __init__(self, reason: str, *, retryable: bool = True) -> None:
-        super().__init__(reason)
+        super().__init__(f"The payment provider could not complete this: {reason}")
         self.reason = reason
         self.retryable = retryable
 

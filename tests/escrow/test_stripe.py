@@ -609,3 +609,22 @@ def test_onboarding_after_switching_from_the_simulator_creates_a_real_account(fa
 
     assert len(fake_stripe.created_at("/v1/accounts")) == 1
     assert (account.gateway, account.provider_account) == ("stripe", fake_stripe.created_at("/v1/accounts")[0]["id"])
+
+
+def test_an_unreachable_provider_is_a_503_with_a_detail_not_a_500(settings, client):
+    from rest_framework.authtoken.models import Token
+
+    from escrow.models import Escrow
+    from tests.escrow.conftest import agreed_engagement
+
+    settings.PAYMENT_GATEWAY = "stripe"
+    settings.STRIPE_SECRET_KEY = "sk_test_unreachable"
+    settings.STRIPE_API_BASE = "http://127.0.0.1:9"  # nothing listens on the discard port
+    settings.STRIPE_MAX_NETWORK_RETRIES = 0
+    engagement = agreed_engagement()
+    token = Token.objects.create(user=engagement.buyer)
+    response = client.post(f"/api/v1/engagements/{engagement.pk}/fund/", HTTP_AUTHORIZATION=f"Token {token.key}")
+    assert response.status_code == 503
+    assert response.json()["code"] == "payment_provider_unavailable"
+    assert response.json()["detail"]
+    assert Escrow.objects.get(engagement=engagement).status == "awaiting_funds"

@@ -835,3 +835,26 @@ def test_account_updates_follow_stripes_current_state_whatever_the_order(
 
     assert PayoutAccount.objects.get(pk=account.pk).payouts_enabled is True
     assert len(fake_stripe.calls("GET", f"/v1/accounts/{account.provider_account}")) == 2
+
+
+def test_while_a_chargeback_is_open_no_settlement_or_decision_moves_the_money(
+    client, django_capture_on_commit_callbacks, eager_tasks, funded_escrow, fake_stripe
+):
+    from core.errors import Conflict
+    from escrow import services as escrow_services
+
+    fake_stripe.put(dispute(funded_escrow, "needs_response"))
+    deliver(
+        client,
+        django_capture_on_commit_callbacks,
+        event("charge.dispute.created", dispute(funded_escrow, "needs_response")),
+    )
+    before = LedgerTransaction.objects.count()
+    with pytest.raises(Conflict, match="chargeback"):
+        escrow_services.escrow_settle_share(
+            escrow_id=funded_escrow.pk, seller_share_bps=10_000, reason="admin", actor=None
+        )
+    escrow_services.escrow_decide(engagement_id=funded_escrow.engagement_id, outcome="passed")
+    funded_escrow.refresh_from_db()
+    assert (funded_escrow.status, funded_escrow.hold_reason) == ("held", "card chargeback")
+    assert LedgerTransaction.objects.count() == before
