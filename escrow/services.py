@@ -1171,3 +1171,12 @@ _WEBHOOK_HANDLERS: dict[str, Callable[[str, dict[str, Any]], _Apply]] = {
     "charge.dispute.funds_reinstated": _on_dispute,
     "account.updated": _on_account,
 }
+
+
+@transaction.atomic
+def escrow_chargeback(*, escrow_id: int, dispute_id: str, status: str, amount: int | None = None) -> str:
+    """Apply a card dispute's current status to an escrow (what the Stripe webhook does),
+    for callers that learn of a chargeback some other way. Idempotent per dispute."""
+    escrow = Escrow.objects.get(pk=escrow_id)
+    dispute = {"id": dispute_id, "status": status, "amount": amount or escrow.amount_minor, "currency": escrow.currency}
+    return _dispute_reconcile(dispute, escrow_id, None)
