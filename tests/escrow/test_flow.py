@@ -9,6 +9,7 @@ from core.selectors import evidence_chain_verify
 from escrow import ledger
 from escrow import services as escrow_services
 from escrow.models import Escrow, EscrowTimer, LedgerEntry, OutboxItem, Settlement
+from marketplace import services as marketplace_services
 from marketplace.models import Engagement
 from tests.escrow.conftest import agreed_engagement, evaluated_engagement, funded_engagement
 
@@ -147,7 +148,6 @@ def test_splits_move_exactly_the_money_they_say(share, gross, fee, net, refund):
 
 
 def test_a_payment_that_arrives_after_cancellation_is_refunded():
-    from marketplace import services as marketplace_services
 
     engagement = agreed_engagement()
     escrow, _ = escrow_services.escrow_fund(engagement_id=engagement.pk, actor=engagement.buyer, via_api=False)
@@ -164,3 +164,30 @@ def test_a_payment_that_arrives_after_cancellation_is_refunded():
     )
     assert ledger.escrow_holding_balance(escrow) == 0
     assert Engagement.objects.get(pk=engagement.pk).status == "cancelled"
+
+
+def test_pro_rata_terms_split_a_failed_job_by_the_weight_of_clauses_passed():
+    from tests.trust.conftest import RESEARCH_CLAUSES, deliver
+    from tests.trust.test_pipeline import run_all
+    from trust import services as trust_services
+
+    # No critical clause, so a failure splits instead of refunding in full.
+    clauses = [{**c, "severity": "major"} for c in RESEARCH_CLAUSES]
+    engagement, escrow = funded_engagement(price_minor=8000, fee_bps=1000, settlement="pro_rata", clauses=clauses)
+    deliverable = deliver(engagement, actions=("search", "payments"))
+    evaluation = run_all(trust_services.evaluation_start(deliverable_id=deliverable.pk))
+    assert evaluation.outcome == "failed"
+    escrow_services.escrow_decide(engagement_id=engagement.pk, outcome="failed")
+    escrow_services.escrow_fire_due_timers(now=timezone.now() + datetime.timedelta(hours=73))
+    settlement = Settlement.objects.get(escrow=escrow)
+    # Weights: cites 3 + fast 1 + quality 2 passed, scope 2 failed -> 6/8 of 8000 to the seller.
+    assert (settlement.outcome, settlement.seller_gross_minor, settlement.buyer_refund_minor) == ("split", 6000, 2000)
+    assert (settlement.platform_fee_minor, settlement.seller_net_minor) == (600, 5400)
+
+
+def test_a_failed_critical_clause_refunds_in_full_even_under_pro_rata():
+    _engagement, escrow, evaluation = evaluated_engagement(good=False, settlement="pro_rata")
+    assert evaluation.outcome == "failed"
+    escrow_services.escrow_fire_due_timers(now=timezone.now() + datetime.timedelta(hours=73))
+    settlement = Settlement.objects.get(escrow=escrow)
+    assert (settlement.outcome, settlement.buyer_refund_minor) == ("refund", escrow.amount_minor)
