@@ -352,10 +352,17 @@ def _render_engagement(
 
 
 def _evaluation_context(engagement_id: int) -> dict[str, Any]:
+    """The evaluation panel: the latest round as its report, and every round as evidence.
+
+    A fixed number of queries whatever the size of the pact or the panel (see
+    trust.selectors.evaluation_latest for the prefetches).
+    """
     evaluation = trust_selectors.evaluation_latest(engagement_id=engagement_id)
     return {
         "engagement_id": engagement_id,
         "evaluation": trust_selectors.evaluation_report(evaluation) if evaluation else None,
+        # The report leaves out why a round ran; a re-evaluation shows it.
+        "round_reason": evaluation.reason if evaluation else "",
         "rounds": trust_selectors.evaluation_rounds(engagement_id=engagement_id) if evaluation else [],
     }
 

@@ -12,6 +12,7 @@ from django import template
 
 from core.money import format_minor
 from marketplace.pacts import CLAUSE_KINDS
+from trust.services import ALPHA_REVIEW_THRESHOLD
 from web.forms import PATH_SEPARATOR
 
 register = template.Library()
@@ -68,6 +69,54 @@ def money(amount: int | None, currency: str) -> str:
 @register.filter
 def status_badge(status: str) -> str:
     return _STATUS_BADGES.get(status, "")
+
+
+_OUTCOME_BADGES = {
+    # evaluations, clauses and verdicts
+    "passed": "badge-ok",
+    "failed": "badge-bad",
+    "inconclusive": "badge-warn",
+    # evaluation and judge-run progress
+    "pending": "",
+    "running": "badge-info",
+    "done": "badge-ok",
+    "error": "badge-bad",
+}
+
+# Krippendorff's reading of alpha: >= 0.8 reliable, 0.667..0.8 tentative; below the
+# review threshold (0.667, owned by trust) the evaluation is flagged for an admin.
+ALPHA_GOOD = 0.8
+
+
+@register.filter
+def outcome_badge(outcome: str | None) -> str:
+    return _OUTCOME_BADGES.get(outcome or "", "")
+
+
+@register.filter
+def percent(value: float | None) -> str:
+    """A share 0..1 as a percentage: whole when exact, else one decimal ("75%", "77.8%")."""
+    if value is None:
+        return "—"
+    text = f"{value * 100:.1f}"
+    return (text[:-2] if text.endswith(".0") else text) + "%"
+
+
+@register.filter
+def alpha_band(alpha: float | None) -> dict[str, str] | None:
+    """How to read an agreement alpha: {"label", "badge"}, or None when not measured."""
+    if alpha is None:
+        return None
+    if alpha >= ALPHA_GOOD:
+        return {"label": "good", "badge": "badge-ok"}
+    if alpha >= ALPHA_REVIEW_THRESHOLD:
+        return {"label": "tentative", "badge": "badge-warn"}
+    return {"label": "review", "badge": "badge-bad"}
+
+
+@register.simple_tag
+def alpha_thresholds() -> dict[str, float]:
+    return {"good": ALPHA_GOOD, "review": ALPHA_REVIEW_THRESHOLD}
 
 
 @register.filter
