@@ -359,8 +359,9 @@ def evaluation_finalize(*, evaluation_id: int) -> Evaluation:
     evaluation.review_reason = " · ".join(review)[:500]
     evaluation.finished_at = timezone.now()
     evaluation.save()
-    if jury_keys:  # the rolling agreement, this evaluation included
-        evaluation.panel_alpha = panel_agreement()
+    if jury_keys:  # the rolling agreement of this jury (these judges), this evaluation included
+        jurors = sorted({v.judge for key in jury_keys for v in votes.get(key, [])})
+        evaluation.panel_alpha = panel_agreement(judges_names=jurors)
         evaluation.save(update_fields=["panel_alpha"])
     evidence_append(
         kind="evaluation.finalized",
