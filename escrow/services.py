@@ -22,6 +22,7 @@ from core.errors import Conflict, DomainError, NotAllowed, ValidationFailed
 from core.models import User
 from core.money import BPS_DENOMINATOR
 from core.services import evidence_append
+from core.state_machine import move_status
 from escrow import ledger
 from escrow import money as escrow_money
 from escrow.gateways import GatewayError, get_gateway
@@ -38,7 +39,7 @@ from escrow.models import (
     Settlement,
     WebhookEvent,
 )
-from escrow.states import can_move
+from escrow.states import TRANSITIONS
 from marketplace import services as marketplace_services
 from marketplace.lock_objects import engagement_lock
 from marketplace.models import Engagement
@@ -58,17 +59,16 @@ OUTBOX_BACKOFF_CAP = datetime.timedelta(hours=1)
 
 def _move(escrow: Escrow, to_status: str, *, actor: User | None = None, reason: str = "") -> Escrow:
     """Move a *locked* escrow, writing its history row."""
-    from_status = escrow.status
-    if not can_move(from_status, to_status):
-        raise Conflict(f"An escrow that is {from_status} cannot become {to_status}.", code="invalid_transition")
-    moved = Escrow.objects.filter(pk=escrow.pk, status=from_status).update(status=to_status, updated_at=timezone.now())
-    if moved != 1:
-        raise Conflict("The escrow changed meanwhile; reload and try again.", code="stale")
-    escrow.status = to_status
-    EscrowStatusChange.objects.create(
-        escrow=escrow, from_status=from_status, to_status=to_status, actor=actor, reason=reason[:300]
+    return move_status(
+        escrow,
+        to_status,
+        transitions=TRANSITIONS,
+        history=EscrowStatusChange,
+        history_fk="escrow",
+        noun="escrow",
+        actor=actor,
+        reason=reason,
     )
-    return escrow
 
 
 # --- funding ---------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from core.evidence import canonical_json
 from core.models import User
 from core.money import MoneyError, normalize_currency
 from core.services import evidence_append
+from core.state_machine import move_status
 from core.validation import ensure_storable
 from marketplace import agent_client, signals
 from marketplace.lock_objects import engagement_lock
@@ -42,7 +43,7 @@ from marketplace.models import (
     Proposal,
 )
 from marketplace.pacts import latency_budget_ms, next_version, normalize_pact, pact_hash
-from marketplace.states import CANCELLABLE, can_move
+from marketplace.states import CANCELLABLE, TRANSITIONS
 
 MAX_CATEGORIES = 10
 AGENT_TOKEN_PREFIX = "pat_"
@@ -307,20 +308,16 @@ def _role_in(engagement: Engagement, user: User) -> str:
 
 def _move(engagement: Engagement, to_status: str, *, actor: User | None, reason: str = "") -> Engagement:
     """Move a *locked* engagement to `to_status`, writing its history row."""
-    from_status = engagement.status
-    if not can_move(from_status, to_status):
-        raise Conflict(f"An engagement that is {from_status} cannot become {to_status}.", code="invalid_transition")
-    # Conditional update as well as the row lock: a stale object can never move twice.
-    moved = Engagement.objects.filter(pk=engagement.pk, status=from_status).update(
-        status=to_status, updated_at=timezone.now()
+    return move_status(
+        engagement,
+        to_status,
+        transitions=TRANSITIONS,
+        history=EngagementStatusChange,
+        history_fk="engagement",
+        noun="engagement",
+        actor=actor,
+        reason=reason,
     )
-    if moved != 1:
-        raise Conflict("The engagement changed meanwhile; reload and try again.", code="stale")
-    engagement.status = to_status
-    EngagementStatusChange.objects.create(
-        engagement=engagement, from_status=from_status, to_status=to_status, actor=actor, reason=reason[:300]
-    )
-    return engagement
 
 
 def _latest_template_version(template: PactTemplate) -> PactVersion:
