@@ -185,12 +185,14 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # A transport that needs no server: messages are files under PACTUM_DATA_DIR,
     # shared by the web process, the worker and beat on one machine.
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_BROKER_DIR / "queue"),
         "data_folder_out": str(_BROKER_DIR / "queue"),
         "processed_folder": str(_BROKER_DIR / "processed"),
+        # Without it the transport keeps exchange files in ./control of whatever folder a process starts in.
+        "control_folder": str(_BROKER_DIR / "control"),
         "store_processed": False,
     }
 else:

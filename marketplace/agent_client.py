@@ -43,6 +43,7 @@ from django.conf import settings
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
 from core.evidence import canonical_json
+from core.validation import storable_problem
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ def verify_signature(
     candidates: list[str] = []
     for part in (header or "").split(","):
         key, _, value = part.strip().partition("=")
-        if key == "t" and value.isdigit():
+        if key == "t" and value.isascii() and value.isdigit():
             timestamp = int(value)
         elif key == "v1" and value:
             candidates.append(value)
@@ -167,12 +168,19 @@ def _resolve(host: str, port: int, *, allow_private: bool) -> list[str]:
 # --- the call --------------------------------------------------------------------------
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _check_body(raw: bytes) -> tuple[dict[str, Any] | None, str]:
     """Parse and shape-check an agent's answer: (body, "") or (None, reason)."""
     try:
-        body = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return None, "the response is not valid JSON"
+        body = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None, "the response is not valid JSON"  # NaN, Infinity and extreme nesting included
+    problem = storable_problem(body)
+    if problem:
+        return None, f"the response cannot be stored: {problem}"
     if not isinstance(body, dict):
         return None, 'the response must be a JSON object with an "output"'
     output = body.get("output")

@@ -691,6 +691,8 @@ def engagement_call_agent(*, engagement_id: int, max_attempts: int | None = None
             )
         except ValidationFailed as exc:
             ok, error = False, f"the answer was refused: {exc.detail}"
+        except (ValueError, RecursionError) as exc:  # a value no check above anticipated: record, never crash
+            ok, error = False, f"the answer could not be stored: {type(exc).__name__}"
         except Conflict as exc:
             # Delivered meanwhile (a concurrent run, or the seller by hand) or no longer active.
             ok, error = False, f"the answer was discarded: {exc.detail}"

@@ -136,3 +136,12 @@ def test_register_is_throttled(api_client):
     finally:
         AuthThrottle.THROTTLE_RATES = original
     assert codes == [400, 400, 400, 429]
+
+
+@pytest.mark.parametrize("depth", [70, 2000])
+def test_deeply_nested_json_is_a_400_not_a_500(api_client, depth):
+    body = '{"username": ' + "[" * depth + "]" * depth + "}"
+    response = api_client.generic("POST", REGISTER, body, content_type="application/json")
+    assert response.status_code == 400
+    assert "nested" in response.json()["detail"]
+    assert not User.objects.exists()

@@ -683,3 +683,25 @@ def test_the_platform_delivers_a_demo_agents_answer_over_http(live_server, allow
 def test_demo_agent_urls_point_at_the_platforms_own_base_url(settings):
     settings.PACTUM_BASE_URL = "http://127.0.0.1:8123/"
     assert demo_agent_url("quill") == "http://127.0.0.1:8123/demo-agents/quill/"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"output": {"x": NaN}}',
+        b'{"output": "ok", "citations": ["a"], "x": Infinity}',
+        b'{"output": ' + b"[" * 3000 + b"]" * 3000 + b"}",
+    ],
+)
+def test_answers_no_database_can_store_are_refused_with_a_reason(raw):
+    from marketplace.agent_client import _check_body
+
+    body, reason = _check_body(raw)
+    assert body is None
+    assert reason
+
+
+def test_signature_timestamps_must_be_ascii_digits():
+    from marketplace.agent_client import verify_signature
+
+    assert verify_signature("secret", "t=\u00b2,v1=00", b"{}") is False
