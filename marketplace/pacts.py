@@ -58,6 +58,23 @@ def compile_pattern(pattern: str) -> Any:
     return re2.compile(pattern, options=_re2_options())
 
 
+def schema_patterns(schema: Any) -> list[str]:
+    """Every `pattern` and `patternProperties` key anywhere in a JSON Schema."""
+    found: list[str] = []
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("pattern"), str):
+                found.append(node["pattern"])
+            if isinstance(node.get("patternProperties"), dict):
+                found.extend(str(k) for k in node["patternProperties"])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
 class PatternField(serializers.CharField):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(max_length=MAX_PATTERN_LENGTH, trim_whitespace=False, **kwargs)
@@ -96,6 +113,15 @@ class JsonSchemaParams(_Params):
             validator.check_schema(value)
         except jsonschema.SchemaError as exc:
             raise serializers.ValidationError(f"Not a valid JSON Schema: {exc.message}") from exc
+        # The judge applies `pattern` and `patternProperties` with RE2 too (linear time),
+        # so every pattern in the schema must be one RE2 accepts.
+        for pattern in schema_patterns(value):
+            try:
+                compile_pattern(pattern)
+            except re2.error as exc:
+                raise serializers.ValidationError(
+                    f"The schema's pattern {pattern[:60]!r} is not valid RE2 (no look-around or back-references)."
+                ) from exc
         return value
 
 

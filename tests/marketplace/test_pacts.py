@@ -173,3 +173,16 @@ def test_latency_budget_is_the_strictest_latency_clause():
     c = [*clauses(), {"key": "faster", "kind": "max_latency_ms", "params": {"max_ms": 1200}}]
     assert latency_budget_ms(normalize_pact(c, terms())["clauses"]) == 1200
     assert latency_budget_ms([]) is None
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "string", "pattern": "(?=lookahead)x"},
+        {"type": "object", "patternProperties": {"(a)\\1": {"type": "integer"}}},
+        {"type": "object", "properties": {"deep": {"items": {"pattern": "(?<!x)y"}}}},
+    ],
+)
+def test_json_schema_patterns_must_be_re2(schema):
+    detail = _errors([{"key": "x", "kind": "json_schema", "params": {"schema": schema}}])
+    assert "RE2" in str(detail["clauses"][0]["params"])

@@ -308,3 +308,17 @@ def test_a_schema_the_validator_cannot_apply_is_a_judge_error():
     }
     with pytest.raises(JudgeError):
         judge("json-schema").evaluate(bad, Delivery(output=json.dumps({"a": 1})))
+
+
+def test_schema_patterns_run_on_re2_so_a_hostile_pattern_cannot_stall_the_judge():
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string", "pattern": "^(a+)+$"}},
+        "patternProperties": {"^x(y+)+$": {"type": "integer"}},
+    }
+    # Python's backtracking `re` takes hours on this input; RE2 answers at once.
+    verdict = run("json-schema", "json_schema", {"schema": schema}, output={"name": "a" * 5000 + "!", "xyyyy": "no"})
+    assert not verdict.passed
+    assert "does not match" in verdict.rationale or "not of type" in verdict.rationale
+    ok = run("json-schema", "json_schema", {"schema": schema}, output={"name": "aaaa", "xyy": 3})
+    assert ok.passed

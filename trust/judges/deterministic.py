@@ -7,6 +7,7 @@ the same delivery always gets the same verdict.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
@@ -19,6 +20,27 @@ from trust.judges.text import tokens
 
 def _gate(passed: bool, rationale: str, **evidence: Any) -> Verdict:
     return Verdict(score=1.0 if passed else 0.0, passed=passed, rationale=rationale, evidence=evidence)
+
+
+def _re2_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[jsonschema.ValidationError]:
+    if validator.is_type(instance, "string") and not compile_pattern(pattern).search(instance):
+        yield jsonschema.ValidationError(f"{instance[:80]!r} does not match {pattern!r}")
+
+
+def _re2_pattern_properties(validator: Any, patterns: dict, instance: Any, schema: Any) -> Iterator[Any]:
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in patterns.items():
+        compiled = compile_pattern(pattern)
+        for key, value in instance.items():
+            if compiled.search(key):
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+def _re2_validator(base: Any) -> Any:
+    """The schema's validator with `pattern` and `patternProperties` on RE2: a
+    schema's regex is written by a party to the pact and must not stall a judge."""
+    return jsonschema.validators.extend(base, {"pattern": _re2_pattern, "patternProperties": _re2_pattern_properties})
 
 
 class JsonSchemaJudge(Judge):
@@ -36,7 +58,9 @@ class JsonSchemaJudge(Judge):
                 return _gate(False, "The output is not valid JSON, so it cannot match the schema.")
         schema = clause["params"]["schema"]
         try:
-            validator_cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+            validator_cls = _re2_validator(
+                jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+            )
             validator = validator_cls(schema)
             errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))[: self.MAX_ERRORS]
         except (jsonschema.SchemaError, referencing.exceptions.Unresolvable, RecursionError) as exc:
