@@ -410,7 +410,8 @@ def evaluation_sweep(*, stale_after: timedelta = timedelta(minutes=5)) -> dict[s
     A run pending or running for longer than `stale_after` is enqueued again
     (its task is idempotent; after MAX_JUDGE_ATTEMPTS it is recorded as an
     error). An evaluation whose runs are all finished but that was never
-    finalized gets its finalize enqueued.
+    finalized gets its finalize enqueued. A deliverable whose evaluation never
+    started (its on-commit start failed) gets one.
     """
     from trust.tasks import finalize_evaluation, run_judge
 
@@ -435,4 +436,13 @@ def evaluation_sweep(*, stale_after: timedelta = timedelta(minutes=5)) -> dict[s
             finalize_evaluation.delay(evaluation_id)
 
     transaction.on_commit(enqueue)
-    return {"runs": len(stale), "finalize": len(ready)}
+    started = 0
+    for deliverable_id in Deliverable.objects.filter(evaluations__isnull=True, created_at__lt=cutoff).values_list(
+        "id", flat=True
+    ):
+        try:
+            evaluation_start(deliverable_id=deliverable_id)
+            started += 1
+        except Exception:
+            logger.exception("sweeper could not start the evaluation of deliverable %s", deliverable_id)
+    return {"runs": len(stale), "finalize": len(ready), "started": started}

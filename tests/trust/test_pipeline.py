@@ -190,9 +190,9 @@ def test_sweeper_redispatches_stale_runs_and_finalizes_ready_evaluations(
     Evaluation.objects.filter(pk=evaluation.pk).update(finalize_enqueued=False)
     JudgeRun.objects.filter(evaluation=evaluation, judge="latency").update(status="running", attempts=1)
     swept = services.evaluation_sweep(stale_after=timedelta(0))
-    assert swept == {"runs": 1, "finalize": 0}
+    assert swept == {"runs": 1, "finalize": 0, "started": 0}
     JudgeRun.objects.filter(evaluation=evaluation, judge="latency").update(status="done")
-    assert services.evaluation_sweep(stale_after=timedelta(0)) == {"runs": 0, "finalize": 1}
+    assert services.evaluation_sweep(stale_after=timedelta(0)) == {"runs": 0, "finalize": 1, "started": 0}
 
 
 def test_the_jurys_rolling_agreement_is_recorded_at_each_finalize():
@@ -219,3 +219,14 @@ def test_the_same_text_answering_another_task_is_judged_again():
     )
     assert not JudgeVerdict.objects.filter(evaluation=other, judge="task-relevance", cached=True).exists()
     assert JudgeVerdict.objects.filter(evaluation=other, judge="scope", cached=True).count() == 0
+
+
+def test_the_sweeper_starts_a_delivery_whose_evaluation_never_started(engagement):
+    from datetime import timedelta
+
+    deliverable = deliver(engagement)  # in this test transaction the on-commit start never runs
+    assert not Evaluation.objects.filter(deliverable=deliverable).exists()
+    swept = services.evaluation_sweep(stale_after=timedelta(0))
+    assert swept["started"] == 1
+    assert Evaluation.objects.filter(deliverable=deliverable).count() == 1
+    assert services.evaluation_sweep(stale_after=timedelta(0))["started"] == 0
