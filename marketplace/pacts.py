@@ -318,7 +318,7 @@ def pact_diff(previous: dict[str, Any] | None, current: dict[str, Any]) -> dict[
     for key in sorted(before.keys() & after.keys()):
         fields = {
             name: {"from": before[key].get(name), "to": after[key].get(name)}
-            for name in ("kind", "params", "weight", "severity")
+            for name in ("kind", "params", "weight", "severity", "judges")
             if before[key].get(name) != after[key].get(name)
         }
         if fields:

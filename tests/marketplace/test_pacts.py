@@ -186,3 +186,14 @@ def test_latency_budget_is_the_strictest_latency_clause():
 def test_json_schema_patterns_must_be_re2(schema):
     detail = _errors([{"key": "x", "kind": "json_schema", "params": {"schema": schema}}])
     assert "RE2" in str(detail["clauses"][0]["params"])
+
+
+def test_a_change_of_judges_shows_in_the_diff():
+    before = normalize_pact(clauses(), terms())
+    c = clauses()
+    c[3]["judges"] = ["structure"]
+    after = normalize_pact(c, terms())
+    assert pact_hash(after) != pact_hash(before)
+    assert pact_diff(before, after)["clauses_changed"] == [
+        {"key": "quality", "changes": {"judges": {"from": None, "to": ["structure"]}}}
+    ]
