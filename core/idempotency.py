@@ -29,7 +29,9 @@ def _scope(request: HttpRequest) -> str:
     credential = request.headers.get("Authorization") or ""
     if not credential:
         session_id = request.COOKIES.get("sessionid")
-        credential = f"session:{session_id}" if session_id else "anonymous"
+        # Anonymous callers are told apart by address, so two clients choosing the
+        # same short key do not replay each other's responses.
+        credential = f"session:{session_id}" if session_id else f"anonymous:{request.META.get('REMOTE_ADDR', '')}"
     return hashlib.sha256(credential.encode()).hexdigest()
 
 
@@ -64,7 +66,8 @@ class IdempotencyMiddleware:
             return self._replay(scope, key, fingerprint)
 
         response = self.get_response(request)
-        if response.status_code >= 500 or getattr(response, "streaming", False):
+        # Server errors and throttling are not the answer to the request: let the client retry them.
+        if response.status_code >= 500 or response.status_code == 429 or getattr(response, "streaming", False):
             IdempotencyRecord.objects.filter(pk=record.pk).delete()
             return response
         if hasattr(response, "render") and callable(response.render):

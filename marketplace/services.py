@@ -46,6 +46,7 @@ from marketplace.pacts import latency_budget_ms, next_version, normalize_pact, p
 from marketplace.states import CANCELLABLE, TRANSITIONS
 
 MAX_CATEGORIES = 10
+MAX_PROPOSALS = 100  # a negotiation that long is not converging; it also bounds the engagement page
 AGENT_TOKEN_PREFIX = "pat_"
 
 
@@ -371,6 +372,11 @@ def proposal_create(*, engagement_id: int, actor: User, clauses: Any, terms: Any
     content = normalize_pact(clauses, terms)
     latest = engagement.proposals.order_by("-number").first()
     number = latest.number + 1 if latest else 1
+    if number > MAX_PROPOSALS:
+        raise Conflict(
+            f"This negotiation reached {MAX_PROPOSALS} proposals; accept the latest or cancel.",
+            code="too_many_proposals",
+        )
     if latest is not None and latest.content_hash == pact_hash(content):
         if latest.author_role == role:
             raise Conflict("This is the same as your latest proposal.", code="unchanged")

@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from core.evidence import canonical_json
 from core.services import evidence_append
+from marketplace import lock_objects as marketplace_lock_objects
 from marketplace import services as marketplace_services
 from marketplace.models import Deliverable, Engagement
 from trust import judges, signals
@@ -363,6 +364,11 @@ def evaluation_finalize(*, evaluation_id: int) -> Evaluation:
         jurors = sorted({v.judge for key in jury_keys for v in votes.get(key, [])})
         evaluation.panel_alpha = panel_agreement(judges_names=jurors)
         evaluation.save(update_fields=["panel_alpha"])
+    # The engagement row before the evidence chain's lock: every writer takes the
+    # engagement first and the evidence lock last, so no two of them wait on each other.
+    engagement = marketplace_lock_objects.engagement_lock(evaluation.engagement_id)
+    if engagement.status == Engagement.Status.DELIVERED:
+        marketplace_services.engagement_mark_evaluated(engagement_id=evaluation.engagement_id)
     evidence_append(
         kind="evaluation.finalized",
         subject=f"engagement:{evaluation.engagement_id}",
@@ -390,8 +396,6 @@ def evaluation_finalize(*, evaluation_id: int) -> Evaluation:
             ],
         },
     )
-    if evaluation.engagement.status == Engagement.Status.DELIVERED:
-        marketplace_services.engagement_mark_evaluated(engagement_id=evaluation.engagement_id)
     engagement_id, outcome = evaluation.engagement_id, summary.outcome
     transaction.on_commit(
         lambda: signals.evaluation_finalized.send(

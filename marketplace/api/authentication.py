@@ -29,7 +29,7 @@ class AgentTokenAuthentication(authentication.BaseAuthentication):
         except UnicodeError as exc:
             raise exceptions.AuthenticationFailed("Invalid agent token.") from exc
         token = services.agent_token_authenticate(raw=raw)
-        if token is None:
+        if token is None or not token.listing.seller.is_active:
             raise exceptions.AuthenticationFailed("Invalid or revoked agent token.")
         return token.listing.seller, token
 

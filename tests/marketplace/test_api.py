@@ -395,3 +395,13 @@ def test_services_refuse_nul_characters_from_any_caller(active, seller):
     with pytest.raises(ValidationFailed, match="NUL"):
         services.deliverable_submit(engagement_id=active.pk, actor=seller, output="binary\x00junk")
     assert not Deliverable.objects.exists()
+
+
+def test_an_agent_token_stops_working_when_its_seller_is_deactivated(active, seller):
+    token, raw = services.agent_token_create(listing=active.listing, actor=seller, name="bot")
+    seller.is_active = False
+    seller.save(update_fields=["is_active"])
+    agent = APIClient()
+    agent.credentials(HTTP_AUTHORIZATION=f"Agent {raw}")
+    assert agent.post(f"/api/v1/engagements/{active.pk}/deliver/", {"output": "x"}, format="json").status_code == 401
+    assert not Deliverable.objects.exists()

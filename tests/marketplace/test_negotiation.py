@@ -282,3 +282,13 @@ def test_benchmark_scores_must_be_finite_numbers(listing, seller, score):
         services.benchmark_claim_create(
             listing=listing, actor=seller, benchmark="GAIA", score=score, measured_on=datetime.date(2026, 1, 1)
         )
+
+
+def test_a_negotiation_is_capped(engagement, seller, buyer, monkeypatch):
+    monkeypatch.setattr(services, "MAX_PROPOSALS", 3)
+    services.proposal_create(engagement_id=engagement.pk, actor=seller, clauses=clauses(), terms=terms(price_minor=1))
+    services.proposal_create(engagement_id=engagement.pk, actor=buyer, clauses=clauses(), terms=terms(price_minor=2))
+    with pytest.raises(Conflict, match="reached 3 proposals"):
+        services.proposal_create(
+            engagement_id=engagement.pk, actor=seller, clauses=clauses(), terms=terms(price_minor=3)
+        )
