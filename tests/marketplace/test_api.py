@@ -398,7 +398,7 @@ def test_services_refuse_nul_characters_from_any_caller(active, seller):
 
 
 def test_an_agent_token_stops_working_when_its_seller_is_deactivated(active, seller):
-    token, raw = services.agent_token_create(listing=active.listing, actor=seller, name="bot")
+    _token, raw = services.agent_token_create(listing=active.listing, actor=seller, name="bot")
     seller.is_active = False
     seller.save(update_fields=["is_active"])
     agent = APIClient()
