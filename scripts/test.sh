@@ -59,6 +59,10 @@ apt_install() {
 
 # --- PostgreSQL ---------------------------------------------------------------
 if [ -z "${DATABASE_URL:-}" ]; then
+  # Debian and Ubuntu keep the server binaries out of PATH.
+  if ! command -v initdb >/dev/null 2>&1; then
+    for dir in /usr/lib/postgresql/*/bin; do [ -x "$dir/initdb" ] && PATH="$dir:$PATH"; done
+  fi
   for tool in initdb pg_ctl; do
     command -v "$tool" >/dev/null 2>&1 || { echo "error: $tool not found; install PostgreSQL 15+ or set DATABASE_URL." >&2; exit 1; }
   done
@@ -86,10 +90,12 @@ if [ -z "${REDIS_URL:-}" ]; then
   redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
     --dir "$work" --logfile "$work/redis.log" &
   redis_pid=$!
-  for _ in $(seq 50); do
-    if "$bin/python" -c "import redis,sys; redis.Redis(port=$redis_port).ping()" 2>/dev/null; then break; fi
+  redis_up=""
+  for _ in $(seq 100); do
+    if "$bin/python" -c "import redis; redis.Redis(port=$redis_port).ping()" 2>/dev/null; then redis_up=1; break; fi
     sleep 0.1
   done
+  [ -n "$redis_up" ] || { echo "error: redis-server did not start:" >&2; cat "$work/redis.log" >&2; exit 1; }
   export REDIS_URL="redis://127.0.0.1:$redis_port"
 fi
 export CELERY_BROKER_URL="$REDIS_URL/0"
@@ -102,6 +108,8 @@ export PACTUM_CHROMIUM="$(command -v chromium)"
 # --- The tests ----------------------------------------------------------------
 export DEBUG=true
 export PACTUM_DATA_DIR="$work/data"
+# A developer's .env must not change what the tests see.
+export PACTUM_READ_DOTENV=false
 export PYTHONDONTWRITEBYTECODE=1
 
 if [ "$mode" = "bench" ]; then
