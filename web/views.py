@@ -345,7 +345,7 @@ def _render_engagement(
         "cancel_form": CancelForm(),
         "deliver_form": DeliverForm(),
         **_evaluation_context(pk),
-        **escrow_views.escrow_panel_context(pk),
+        **escrow_views.escrow_panel_context(page["engagement"], request.user),  # type: ignore[arg-type]
         **(forms or {}),
     }
     return render(request, "web/engagement_detail.html", context, status=status)

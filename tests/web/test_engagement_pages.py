@@ -176,7 +176,7 @@ def test_the_seller_accepts_and_the_locked_pact_is_shown(engagement, seller, buy
     assert "agreed" in timeline
     assert "proposal 1 accepted" in timeline
     buyer_html = client_for(buyer).get(response["Location"]).content.decode()
-    assert "Fund escrow: " in buyer_html
+    assert ">Fund escrow</button>" in buyer_html
 
 
 def test_accepting_a_superseded_proposal_shows_the_409_and_changes_nothing(engagement, buyer, seller):

@@ -296,3 +296,74 @@ def iso_datetime(value: str | None) -> Any:
         return datetime.datetime.fromisoformat(value) if value else None
     except (TypeError, ValueError):
         return None
+
+
+# --- escrow ----------------------------------------------------------------------------------
+
+_ESCROW_BADGES = {
+    "awaiting_funds": "badge-warn",
+    "funded": "badge-info",
+    "held": "badge-warn",
+    "settled": "badge-ok",
+    "cancelled": "",
+    # settlement payouts and refunds
+    "pending": "badge-info",
+    "paid": "badge-ok",
+    "failed": "badge-bad",
+    "not_applicable": "",
+}
+
+
+def _escrow_choices() -> dict[str, dict[str, str]]:
+    from escrow.models import Escrow, LedgerAccount, Settlement
+
+    return {
+        "status": dict(Escrow.Status.choices),
+        "outcome": dict(Settlement.Outcome.choices),
+        "reason": dict(Settlement.Reason.choices),
+        "payout": dict(Settlement.PayoutStatus.choices),
+        "account": dict(LedgerAccount.Kind.choices),
+    }
+
+
+@register.filter
+def escrow_badge(status: str | None) -> str:
+    return _ESCROW_BADGES.get(status or "", "")
+
+
+@register.filter
+def escrow_label(value: str | None, field: str) -> str:
+    """The display label of an escrow report's code: status, outcome, reason, payout or account kind."""
+    if not value:
+        return "—"
+    return _escrow_choices().get(field, {}).get(value, value.replace("_", " "))
+
+
+@register.filter
+def ledger_transactions(entries: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """An escrow report's ledger legs grouped by transaction, in order, each with the sum of its
+    legs (zero for every balanced transaction) and each leg's account kind."""
+    kinds = _escrow_choices()["account"]
+    transactions: dict[str, dict[str, Any]] = {}
+    for entry in entries or []:
+        txn = transactions.setdefault(
+            entry["transaction"],
+            {
+                "key": entry["transaction"],
+                "kind": entry["kind"],
+                "at": entry["at"],
+                "currency": entry["currency"],
+                "legs": [],
+                "sum": 0,
+            },
+        )
+        kind = entry["account"].split(":", 1)[0]
+        txn["legs"].append({**entry, "account_label": kinds.get(kind, kind)})
+        txn["sum"] += entry["amount_minor"]
+    return list(transactions.values())
+
+
+@register.filter
+def pending_timers(timers: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """An escrow report's timers still to fire, each with its due time as a datetime."""
+    return [{**t, "due": iso_datetime(t["due_at"])} for t in timers or [] if t["status"] == "pending"]
