@@ -9,6 +9,7 @@ record breaks every hash after it. Records are written only through
 trigger refuses UPDATE and DELETE on the table outright.
 """
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 
@@ -19,6 +20,25 @@ class TimeStampedModel(models.Model):
 
     class Meta:
         abstract = True
+
+
+class StatusChange(models.Model):
+    """One move of a status machine: the history row written with every move
+    (see core.state_machine.move_status). Subclasses add the foreign key to the
+    object that moved."""
+
+    from_status = models.CharField(max_length=16, blank=True)
+    to_status = models.CharField(max_length=16)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True)
+    reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.from_status or '-'} -> {self.to_status}"
 
 
 class User(AbstractUser):

@@ -32,7 +32,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-from core.models import TimeStampedModel
+from core.models import StatusChange, TimeStampedModel
 from marketplace.models import Engagement
 
 
@@ -70,19 +70,8 @@ class Escrow(TimeStampedModel):
         return f"Escrow {self.pk} ({self.status}, {self.amount_minor} {self.currency})"
 
 
-class EscrowStatusChange(models.Model):
+class EscrowStatusChange(StatusChange):
     escrow = models.ForeignKey(Escrow, on_delete=models.CASCADE, related_name="status_changes")
-    from_status = models.CharField(max_length=16, blank=True)
-    to_status = models.CharField(max_length=16)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True)
-    reason = models.CharField(max_length=300, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["created_at", "id"]
-
-    def __str__(self) -> str:
-        return f"{self.from_status or '-'} -> {self.to_status}"
 
 
 class LedgerAccount(models.Model):

@@ -28,7 +28,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from core.models import TimeStampedModel
+from core.models import StatusChange, TimeStampedModel
 
 
 def new_endpoint_secret() -> str:
@@ -163,19 +163,8 @@ class Engagement(TimeStampedModel):
         return f"Engagement #{self.pk} ({self.status})"
 
 
-class EngagementStatusChange(models.Model):
+class EngagementStatusChange(StatusChange):
     engagement = models.ForeignKey(Engagement, on_delete=models.CASCADE, related_name="status_changes")
-    from_status = models.CharField(max_length=16, blank=True)
-    to_status = models.CharField(max_length=16)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True)
-    reason = models.CharField(max_length=300, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["created_at", "id"]
-
-    def __str__(self) -> str:
-        return f"{self.from_status or '-'} -> {self.to_status}"
 
 
 class Proposal(models.Model):
