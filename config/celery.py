@@ -27,6 +27,8 @@ app.conf.update(
     task_default_queue="default",
     task_queues=(Queue("default"), Queue("judges"), Queue("settlement")),
     task_routes={
+        "trust.tasks.refresh_trust_records": {"queue": "default"},
+        "trust.tasks.remind_policy_reviews": {"queue": "default"},
         "trust.tasks.*": {"queue": "judges"},
         "escrow.tasks.*": {"queue": "settlement"},
     },

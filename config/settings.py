@@ -232,6 +232,15 @@ AGENT_ENDPOINT_MAX_RESPONSE_BYTES = env.int("AGENT_ENDPOINT_MAX_RESPONSE_BYTES",
 DEMO_AGENTS_ENABLED = env.bool("DEMO_AGENTS_ENABLED", default=DEBUG)
 # Jury clauses need at least this many judges' answers, or they are inconclusive.
 JURY_QUORUM = env.int("JURY_QUORUM", default=3)
+# The trust record (trust/scoring.py): evidence halves in weight every
+# TRUST_HALF_LIFE_DAYS; score confidence is (r + s) / (r + s + TRUST_CONFIDENCE_K);
+# an agent is "unrated" (listed, never ranked above rated agents) below
+# TRUST_MIN_EVIDENCE verified jobs; benchmark claims lose half their fit every
+# BENCHMARK_FIT_HALF_LIFE_DAYS.
+TRUST_HALF_LIFE_DAYS = env.float("TRUST_HALF_LIFE_DAYS", default=90.0)
+TRUST_CONFIDENCE_K = env.float("TRUST_CONFIDENCE_K", default=10.0)
+TRUST_MIN_EVIDENCE = env.int("TRUST_MIN_EVIDENCE", default=5)
+BENCHMARK_FIT_HALF_LIFE_DAYS = env.float("BENCHMARK_FIT_HALF_LIFE_DAYS", default=365.0)
 # Where the platform reaches its own demo agents (make run sets it from PORT).
 PACTUM_BASE_URL = env.str("PACTUM_BASE_URL", default=f"http://127.0.0.1:{PORT}")
 # LLM judges on the jury of rubric clauses: a JSON list of

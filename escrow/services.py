@@ -44,6 +44,7 @@ from marketplace import services as marketplace_services
 from marketplace.lock_objects import engagement_lock
 from marketplace.models import Engagement
 from trust import selectors as trust_selectors
+from trust import services as trust_services
 
 if TYPE_CHECKING:
     from escrow.gateways.stripe import StripeGateway
@@ -222,8 +223,19 @@ def escrow_decide(*, engagement_id: int, outcome: str) -> Escrow | None:
         return escrow
     if escrow.status == Escrow.Status.HELD:
         _move(escrow, Escrow.Status.FUNDED, reason=f"evaluation {outcome}")
-    due = timezone.now() + _review_window(escrow)
+    # Open trust escalations on this agent change what happens next.
+    consequences = trust_selectors.listing_consequences(listing_id=escrow.engagement.listing_id)
+    due = timezone.now() + _review_window(escrow) + datetime.timedelta(hours=consequences.extra_review_hours)
     if outcome == "passed":
+        if consequences.manual_release and not escrow.manual_release_required:
+            escrow.manual_release_required = True
+            escrow.save(update_fields=["manual_release_required", "updated_at"])
+            EscrowStatusChange.objects.create(
+                escrow=escrow,
+                from_status=escrow.status,
+                to_status=escrow.status,
+                reason=("no auto-release: trust policy " + ", ".join(consequences.reasons))[:300],
+            )
         if escrow.manual_release_required:
             return escrow  # a trust policy demands the buyer (or an admin) releases by hand
         action = EscrowTimer.Action.RELEASE
@@ -328,6 +340,8 @@ def _settle(
         marketplace_services.engagement_mark_closed(
             engagement_id=engagement.pk, actor=actor, reason=f"settled: {amounts.outcome}"
         )
+    # One more settled task in the agent's dispute rate (before the evidence lock).
+    trust_services.trust_task_settled(engagement_id=engagement.pk)
     evidence_append(
         kind="settlement",
         subject=f"engagement:{engagement.pk}",

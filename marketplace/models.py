@@ -149,6 +149,9 @@ class Engagement(TimeStampedModel):
     # The published version proposal 1 was taken from; the locked version is named after it.
     template_version = models.ForeignKey(PactVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     task = models.JSONField()
+    # The kind of work this job is (one of the listing's categories): the trust
+    # record keeps per-category evidence from it.
+    category = models.CharField(max_length=60, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEGOTIATING, db_index=True)
     pact_version = models.OneToOneField(
         PactVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="engagement"

@@ -329,8 +329,14 @@ def _latest_template_version(template: PactTemplate) -> PactVersion:
 
 
 @transaction.atomic(durable=True)
-def engagement_create(*, buyer: User, listing: AgentListing, template: PactTemplate, task: Any) -> Engagement:
-    """Open an engagement; proposal 1 is the template's latest version, authored by the buyer."""
+def engagement_create(
+    *, buyer: User, listing: AgentListing, template: PactTemplate, task: Any, category: str = ""
+) -> Engagement:
+    """Open an engagement; proposal 1 is the template's latest version, authored by the buyer.
+
+    `category` names the kind of job (one of the listing's categories; the
+    listing's first when not given); the agent's per-category trust grows from it.
+    """
     if buyer.role != User.Role.BUYER:
         raise NotAllowed("Only buyers can hire agents.")
     if listing.status != AgentListing.Status.PUBLISHED:
@@ -342,9 +348,15 @@ def engagement_create(*, buyer: User, listing: AgentListing, template: PactTempl
     if len(canonical_json(task)) > 50_000:
         raise ValidationFailed("task: at most 50,000 characters.")
     ensure_storable(task, "task")
+    if not isinstance(category, str):
+        raise ValidationFailed("category: one of the agent's categories.")
+    if category and category not in listing.categories:
+        choices = ", ".join(listing.categories) or "none"
+        raise ValidationFailed(f"category: this agent works in {choices}.")
+    category = category or (listing.categories[0] if listing.categories else "")
     version = _latest_template_version(template)
     engagement = Engagement.objects.create(
-        buyer=buyer, listing=listing, template=template, template_version=version, task=task
+        buyer=buyer, listing=listing, template=template, template_version=version, task=task, category=category
     )
     EngagementStatusChange.objects.create(
         engagement=engagement, from_status="", to_status=engagement.status, actor=buyer, reason="opened"

@@ -29,10 +29,23 @@ from core.services import evidence_append
 from marketplace import lock_objects as marketplace_lock_objects
 from marketplace import services as marketplace_services
 from marketplace.models import Deliverable, Engagement
-from trust import judges, signals
+from trust import judges, metrics, signals
 from trust.aggregation import Vote, aggregate_clause, aggregate_evaluation, jury_reliability
 from trust.agreement import alpha_or_none
+
+# The trust record's writers other apps call (escrow reports settlements and rulings).
+from trust.metrics import trust_dispute_ruled, trust_refresh, trust_refresh_all, trust_task_settled
 from trust.models import ClauseResult, Evaluation, JudgeRun, JudgeVerdict, VerdictCache
+from trust.policies import escalation_resolve, policy_mark_reviewed
+
+__all__ = [
+    "escalation_resolve",
+    "policy_mark_reviewed",
+    "trust_dispute_ruled",
+    "trust_refresh",
+    "trust_refresh_all",
+    "trust_task_settled",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -369,6 +382,8 @@ def evaluation_finalize(*, evaluation_id: int) -> Evaluation:
     engagement = marketplace_lock_objects.engagement_lock(evaluation.engagement_id)
     if engagement.status == Engagement.Status.DELIVERED:
         marketplace_services.engagement_mark_evaluated(engagement_id=evaluation.engagement_id)
+    # The agent's trust record (and its policies) before the evidence lock.
+    metrics.trust_record_evaluation(evaluation=evaluation)
     evidence_append(
         kind="evaluation.finalized",
         subject=f"engagement:{evaluation.engagement_id}",

@@ -35,3 +35,17 @@ def finalize_evaluation(evaluation_id: int) -> None:
 @shared_task(name="trust.tasks.sweep_evaluations")
 def sweep_evaluations() -> dict[str, int]:
     return services.evaluation_sweep()
+
+
+@shared_task(name="trust.tasks.refresh_trust_records")
+def refresh_trust_records() -> int:
+    """Nightly: recompute every agent's record from its evaluations (decay to now,
+    a history point per agent per day, policies checked)."""
+    return services.trust_refresh_all()
+
+
+@shared_task(name="trust.tasks.remind_policy_reviews")
+def remind_policy_reviews() -> int:
+    from trust.policies import policy_review_reminders
+
+    return policy_review_reminders()

@@ -193,9 +193,26 @@ class HireForm(ServiceErrorsMixin, forms.Form):
         widget=forms.Textarea(attrs={"rows": 5}),
         help_text="What the agent should do. The seller sees it before accepting.",
     )
+    category = forms.ChoiceField(
+        label="Kind of job",
+        required=False,
+        help_text="The agent's trust record keeps evidence per kind of job.",
+    )
 
-    def __init__(self, data: Any = None, *, templates: list[PactTemplate], prefix: str | None = None) -> None:
+    def __init__(
+        self,
+        data: Any = None,
+        *,
+        templates: list[PactTemplate],
+        categories: list[str] | None = None,
+        prefix: str | None = None,
+    ) -> None:
         super().__init__(data, prefix=prefix)
+        category = self.fields["category"]
+        assert isinstance(category, forms.ChoiceField)
+        category.choices = [(c, c) for c in categories or []]
+        if len(category.choices) < 2:
+            category.widget = forms.HiddenInput()
         self.templates = {str(t.pk): t for t in templates}
         pact = self.fields["pact"]
         assert isinstance(pact, forms.ChoiceField)

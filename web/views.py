@@ -111,7 +111,7 @@ def _render_agent_detail(
 ) -> HttpResponse:
     templates = _hireable_templates(listing)
     if hire_form is None and request.user.is_authenticated and request.user.is_buyer:  # type: ignore[union-attr]
-        hire_form = HireForm(templates=templates)
+        hire_form = HireForm(templates=templates, categories=listing.categories)
     context = {"listing": listing, "is_owner": _is_owner(request, listing), "hire_form": hire_form}
     return render(request, "web/agent_detail.html", context, status=status)
 
@@ -125,7 +125,7 @@ def agent_detail(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def agent_hire(request: HttpRequest, slug: str) -> HttpResponse:
     listing = _listing_or_404(request, slug)
-    form = HireForm(request.POST, templates=_hireable_templates(listing))
+    form = HireForm(request.POST, templates=_hireable_templates(listing), categories=listing.categories)
     if not form.is_valid():
         return _render_agent_detail(request, listing, form, status=400)
     try:
@@ -134,6 +134,7 @@ def agent_hire(request: HttpRequest, slug: str) -> HttpResponse:
             listing=listing,
             template=form.cleaned_data["pact"],
             task=form.cleaned_data["task"],
+            category=form.cleaned_data["category"],
         )
     except DomainError as exc:
         form.add_service_error(exc)

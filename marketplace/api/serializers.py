@@ -154,6 +154,7 @@ class EngagementCreateSerializer(serializers.Serializer):
     agent = serializers.IntegerField(min_value=1)
     pact = serializers.IntegerField(min_value=1)
     task = serializers.JSONField()
+    category = serializers.CharField(max_length=60, required=False, allow_blank=True, default="")
 
 
 class ProposalInputSerializer(serializers.Serializer):

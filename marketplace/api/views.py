@@ -229,7 +229,11 @@ class EngagementListApi(APIView):
         except PactTemplate.DoesNotExist as exc:
             raise serializers.ValidationError({"pact": ["No such pact for this agent."]}) from exc
         engagement = services.engagement_create(
-            buyer=actor(request), listing=listing, template=template, task=data.validated_data["task"]
+            buyer=actor(request),
+            listing=listing,
+            template=template,
+            task=data.validated_data["task"],
+            category=data.validated_data["category"],
         )
         return Response(_engagement_representation(request, engagement.pk), status=status.HTTP_201_CREATED)
 
