@@ -272,3 +272,123 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.event_id}"
+
+
+# --- disputes ------------------------------------------------------------------------------------
+#
+# A `Dispute` contests how an evaluated engagement's escrow would settle. The buyer
+# opens one within the review window (against any finished evaluation), the seller
+# only against a failed one; at most one is active per engagement (a partial unique
+# constraint). Its status moves through `escrow.dispute_states` with a
+# `DisputeStatusChange` per move (and per note: a lapsed answer window, a
+# re-evaluation). While it is active the escrow is held and its timers are paused.
+# A ruling settles the escrow once, by the escrow's own settlement path; the
+# ruling's fields are set together with status `ruled` (a check constraint).
+# `DisputeEvidenceFile`s are stored under MEDIA_ROOT with random names and only
+# ever served by an authorizing view, never from a public URL.
+
+
+class Dispute(TimeStampedModel):
+    class Status(models.TextChoices):
+        OPEN = "open", "Waiting for an answer"
+        ANSWERED = "answered", "Answered"
+        UNDER_REVIEW = "under_review", "Under review"
+        RULED = "ruled", "Ruled"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+
+    class Party(models.TextChoices):
+        BUYER = "buyer", "Buyer"
+        SELLER = "seller", "Seller"
+
+    ACTIVE = (Status.OPEN, Status.ANSWERED, Status.UNDER_REVIEW)
+
+    engagement = models.ForeignKey(Engagement, on_delete=models.PROTECT, related_name="disputes")
+    escrow = models.ForeignKey(Escrow, on_delete=models.PROTECT, related_name="disputes")
+    # The evaluation round the opener contested, and its outcome then (a withdrawal
+    # goes back to that decision unless a re-evaluation changed it meanwhile).
+    evaluation = models.ForeignKey("trust.Evaluation", on_delete=models.PROTECT, related_name="disputes")
+    evaluation_outcome = models.CharField(max_length=16)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN, db_index=True)
+    opened_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    opened_by_party = models.CharField(max_length=8, choices=Party.choices)
+    reason = models.CharField(max_length=500)
+    evidence = models.TextField(blank=True)
+    answer_due_at = models.DateTimeField(db_index=True)
+    answer = models.TextField(blank=True)
+    answered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    answered_at = models.DateTimeField(null=True, blank=True)
+    answer_lapsed_at = models.DateTimeField(null=True, blank=True)
+    ruling_outcome = models.CharField(max_length=8, choices=Settlement.Outcome.choices, blank=True)
+    seller_share_bps = models.PositiveIntegerField(null=True, blank=True)
+    rationale = models.TextField(blank=True)
+    ruled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    ruled_at = models.DateTimeField(null=True, blank=True)
+    upheld = models.BooleanField(null=True, blank=True)
+    settlement = models.OneToOneField(
+        Settlement, on_delete=models.PROTECT, null=True, blank=True, related_name="dispute"
+    )
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["engagement"],
+                condition=Q(status__in=["open", "answered", "under_review"]),
+                name="dispute_one_active_per_engagement",
+            ),
+            models.CheckConstraint(
+                condition=Q(seller_share_bps__isnull=True) | Q(seller_share_bps__lte=10_000),
+                name="dispute_share_bps_range",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(status="ruled")
+                    & ~Q(ruling_outcome="")
+                    & Q(seller_share_bps__isnull=False)
+                    & ~Q(rationale="")
+                    & Q(ruled_at__isnull=False)
+                    & Q(upheld__isnull=False)
+                )
+                | (~Q(status="ruled") & Q(ruling_outcome="") & Q(ruled_at__isnull=True)),
+                name="dispute_ruling_iff_ruled",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Dispute {self.pk} on engagement {self.engagement_id} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+
+class DisputeStatusChange(StatusChange):
+    dispute = models.ForeignKey(Dispute, on_delete=models.CASCADE, related_name="status_changes")
+
+
+def _dispute_file_path(instance: DisputeEvidenceFile, filename: str) -> str:
+    # The caller names the file (a random token); nothing of the uploader's name reaches the disk.
+    return f"disputes/{instance.dispute_id}/{filename}"
+
+
+class DisputeEvidenceFile(models.Model):
+    dispute = models.ForeignKey(Dispute, on_delete=models.PROTECT, related_name="files")
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    party = models.CharField(max_length=8, choices=Dispute.Party.choices)
+    file = models.FileField(upload_to=_dispute_file_path, max_length=200)
+    original_name = models.CharField(max_length=200)
+    content_type = models.CharField(max_length=64)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.original_name} ({self.content_type}, {self.size} bytes)"

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from core.models import User
 from escrow import ledger
-from escrow.models import Escrow, LedgerEntry, LedgerTransaction, PayoutAccount, Settlement
+from escrow.models import (
+    Dispute,
+    DisputeEvidenceFile,
+    DisputeStatusChange,
+    Escrow,
+    EscrowStatusChange,
+    LedgerEntry,
+    LedgerTransaction,
+    PayoutAccount,
+    Settlement,
+)
+from escrow.services import CHARGEBACK_HOLD_REASON
 
 
 def _visible_to(user: User) -> Q:
@@ -133,3 +144,200 @@ def buyer_spending(*, buyer: User) -> QuerySet[Escrow]:
         .select_related("engagement__listing", "settlement")
         .order_by("-created_at", "-id")
     )
+
+
+# --- disputes and the staff console -------------------------------------------------------------
+
+
+def dispute_visible_to(user: User) -> Q:
+    if user.is_staff:
+        return Q()
+    return Q(engagement__buyer_id=user.pk) | Q(engagement__listing__seller_id=user.pk)
+
+
+def _dispute_details(qs: QuerySet[Dispute]) -> QuerySet[Dispute]:
+    return qs.select_related(
+        "engagement__buyer", "engagement__listing__seller", "escrow", "opened_by", "answered_by", "ruled_by"
+    ).prefetch_related(
+        Prefetch("files", queryset=DisputeEvidenceFile.objects.select_related("uploaded_by").order_by("id")),
+        Prefetch("status_changes", queryset=DisputeStatusChange.objects.select_related("actor").order_by("id")),
+    )
+
+
+def dispute_get(*, user: User, pk: int) -> Dispute:
+    """Raises Dispute.DoesNotExist for anyone but the engagement's parties and staff."""
+    return _dispute_details(Dispute.objects.filter(dispute_visible_to(user))).get(pk=pk)
+
+
+def dispute_for_engagement(*, engagement_id: int) -> Dispute | None:
+    """The engagement's latest dispute (the active one, if any), with its files and history."""
+    return _dispute_details(Dispute.objects.filter(engagement_id=engagement_id)).order_by("-created_at", "-id").first()
+
+
+def dispute_list(*, status: str = "") -> QuerySet[Dispute]:
+    """Disputes oldest first: the active ones when `status` is "" or "active", else that status."""
+    qs = Dispute.objects.select_related(
+        "engagement__buyer", "engagement__listing__seller", "escrow", "opened_by", "answered_by", "ruled_by"
+    )
+    if status in ("", "active"):
+        qs = qs.filter(status__in=Dispute.ACTIVE)
+    elif status != "all":
+        qs = qs.filter(status=status)
+    return qs.order_by("created_at", "id")
+
+
+def dispute_evidence_file_get(*, user: User, pk: int) -> DisputeEvidenceFile:
+    """An evidence file, for the engagement's parties and staff only (DoesNotExist for anyone else)."""
+    visible = (
+        Q()
+        if user.is_staff
+        else (Q(dispute__engagement__buyer_id=user.pk) | Q(dispute__engagement__listing__seller_id=user.pk))
+    )
+    return DisputeEvidenceFile.objects.filter(visible).get(pk=pk)
+
+
+def dispute_report(dispute: Dispute) -> dict[str, Any]:
+    """The dispute representation of the design notes (plus its files, windows and history)."""
+    ruling = None
+    if dispute.status == Dispute.Status.RULED:
+        ruling = {
+            "outcome": dispute.ruling_outcome,
+            "seller_share_bps": dispute.seller_share_bps,
+            "rationale": dispute.rationale,
+            "ruled_by": dispute.ruled_by.username if dispute.ruled_by else None,
+            "ruled_at": dispute.ruled_at.isoformat() if dispute.ruled_at else None,
+            "upheld": dispute.upheld,
+        }
+    return {
+        "id": dispute.pk,
+        "engagement": dispute.engagement_id,
+        "status": dispute.status,
+        "opened_by": dispute.opened_by_party,
+        "reason": dispute.reason,
+        "evidence": dispute.evidence,
+        "answer": dispute.answer or None,
+        "ruling": ruling,
+        "opened_at": dispute.created_at.isoformat(),
+        "answer_due_at": dispute.answer_due_at.isoformat(),
+        "answered_at": dispute.answered_at.isoformat() if dispute.answered_at else None,
+        "answer_lapsed_at": dispute.answer_lapsed_at.isoformat() if dispute.answer_lapsed_at else None,
+        "evaluation": dispute.evaluation_id,
+        "evaluation_outcome": dispute.evaluation_outcome,
+        "files": [
+            {
+                "id": f.pk,
+                "party": f.party,
+                "name": f.original_name,
+                "content_type": f.content_type,
+                "size": f.size,
+                "sha256": f.sha256,
+                "uploaded_at": f.created_at.isoformat(),
+            }
+            for f in dispute.files.all()
+        ],
+        "history": [
+            {
+                "from": c.from_status or None,
+                "to": c.to_status,
+                "by": c.actor.username if c.actor else None,
+                "reason": c.reason,
+                "at": c.created_at.isoformat(),
+            }
+            for c in dispute.status_changes.all()
+        ],
+    }
+
+
+def held_escrows() -> QuerySet[Escrow]:
+    """Escrows held for an admin (an inconclusive evaluation, a part-lost chargeback), not by a
+    dispute nor by an open card chargeback, oldest hold first (`held_since`)."""
+    held_since = (
+        EscrowStatusChange.objects.filter(escrow=OuterRef("pk"), to_status=Escrow.Status.HELD)
+        .order_by("-created_at", "-id")
+        .values("created_at")[:1]
+    )
+    return (
+        Escrow.objects.filter(status=Escrow.Status.HELD)
+        .exclude(hold_reason=CHARGEBACK_HOLD_REASON)
+        .exclude(disputes__status__in=Dispute.ACTIVE)
+        .annotate(held_since=Subquery(held_since))
+        .select_related("engagement__buyer", "engagement__listing__seller")
+        .order_by("held_since", "id")
+    )
+
+
+def console_counts() -> dict[str, int]:
+    """How many cases wait, per kind and dispute status (a few aggregate queries)."""
+    by_status = dict(
+        Dispute.objects.filter(status__in=Dispute.ACTIVE)
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .values_list("status", "n")
+    )
+    counts = {status: by_status.get(status, 0) for status in Dispute.ACTIVE}
+    counts["disputes"] = sum(by_status.values())
+    counts["held"] = held_escrows().count()
+    return counts
+
+
+def case_evaluations(*, engagement_id: int) -> list[Any]:
+    """Every evaluation round of an engagement, oldest first, prefetched for `evaluation_report`."""
+    from trust.models import ClauseResult, Evaluation, JudgeRun, JudgeVerdict
+
+    return list(
+        Evaluation.objects.filter(engagement_id=engagement_id)
+        .select_related("pact_version")
+        .prefetch_related(
+            Prefetch("verdicts", queryset=JudgeVerdict.objects.order_by("clause_key", "judge")),
+            Prefetch("clause_results", queryset=ClauseResult.objects.order_by("clause_key")),
+            Prefetch("judge_runs", queryset=JudgeRun.objects.order_by("judge")),
+        )
+        .order_by("round", "id")
+    )
+
+
+def case_timeline(*, engagement: Any, escrow: Escrow | None, dispute: Dispute | None) -> list[dict[str, Any]]:
+    """Engagement, escrow and dispute history merged in time order (from prefetched rows)."""
+    rows: list[dict[str, Any]] = []
+    for source, changes in (
+        ("engagement", engagement.status_changes.all()),
+        ("escrow", escrow.status_changes.all() if escrow is not None else []),
+        ("dispute", dispute.status_changes.all() if dispute is not None else []),
+    ):
+        for c in changes:
+            rows.append(
+                {
+                    "source": source,
+                    "from": c.from_status,
+                    "to": c.to_status,
+                    "actor": c.actor.username if c.actor_id and c.actor else None,
+                    "reason": c.reason,
+                    "at": c.created_at,
+                }
+            )
+    rows.sort(key=lambda r: r["at"])
+    return rows
+
+
+def engagement_evidence_bundle(*, engagement_id: int) -> dict[str, Any]:
+    """The engagement's evidence records with everything needed to recompute each hash offline."""
+    from core.selectors import evidence_for_subjects
+
+    records = [
+        {
+            "seq": r.seq,
+            "kind": r.kind,
+            "subject": r.subject,
+            "payload": r.payload,
+            "prev_hash": r.prev_hash,
+            "hash": r.hash,
+            "created_at": r.created_at.isoformat(),
+        }
+        for r in evidence_for_subjects(subjects=[f"engagement:{engagement_id}"])
+    ]
+    return {
+        "engagement": engagement_id,
+        "hash_rule": "sha256(prev_hash + canonical_json({seq, kind, subject, payload})); canonical JSON: "
+        "sorted keys, no whitespace, UTF-8; the first record's prev_hash is 64 zeros",
+        "records": records,
+    }

@@ -38,3 +38,23 @@ def process_webhook_event(event_id: str) -> None:
 @shared_task(name="escrow.tasks.sweep_webhook_events")
 def sweep_webhook_events() -> int:
     return services.webhook_event_sweep()
+
+
+@shared_task(name="escrow.tasks.lapse_dispute_answer_windows")
+def lapse_dispute_answer_windows() -> int:
+    from escrow import disputes
+
+    return disputes.dispute_lapse_due()
+
+
+@shared_task(
+    name="escrow.tasks.send_dispute_notice",
+    autoretry_for=(OSError, DatabaseError),
+    retry_backoff=30,
+    max_retries=5,
+)
+def send_dispute_notice(dispute_id: int, event: str) -> int:
+    """E-mail the parties about a dispute event (SMTP failures are retried with backoff)."""
+    from escrow import disputes
+
+    return disputes.dispute_notify(dispute_id=dispute_id, event=event)
