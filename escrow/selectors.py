@@ -341,3 +341,8 @@ def engagement_evidence_bundle(*, engagement_id: int) -> dict[str, Any]:
         "sorted keys, no whitespace, UTF-8; the first record's prev_hash is 64 zeros",
         "records": records,
     }
+
+
+def dispute_list_detailed(*, status: str = "") -> QuerySet[Dispute]:
+    """`dispute_list` with files and history prefetched, for `dispute_report` over a page."""
+    return _dispute_details(dispute_list(status=status))

@@ -223,6 +223,7 @@ class EngagementDetailSerializer(EngagementListSerializer):
     proposals = serializers.SerializerMethodField()
     escrow = serializers.SerializerMethodField()
     evaluation = serializers.SerializerMethodField()
+    dispute = serializers.SerializerMethodField()
     deliverable = serializers.SerializerMethodField()
     history = serializers.SerializerMethodField()
     delivery_attempts = serializers.SerializerMethodField()
@@ -235,6 +236,7 @@ class EngagementDetailSerializer(EngagementListSerializer):
             "proposals",
             "escrow",
             "evaluation",
+            "dispute",
             "deliverable",
             "delivery_attempts",
             "history",
@@ -254,6 +256,10 @@ class EngagementDetailSerializer(EngagementListSerializer):
 
     def get_evaluation(self, e: Engagement) -> dict | None:
         return self.context.get("evaluation")
+
+    def get_dispute(self, e: Engagement) -> dict | None:
+        """The engagement's latest dispute (escrow's representation), read by the view."""
+        return self.context.get("dispute")
 
     def get_deliverable(self, e: Engagement) -> dict | None:
         d = getattr(e, "deliverable", None)

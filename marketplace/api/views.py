@@ -67,7 +67,13 @@ def _engagement_representation(request: Request, pk: int) -> dict[str, Any]:
     engagement = _engagement_or_404(request, pk)
     evaluation = trust_selectors.evaluation_summaries(engagement_ids=[engagement.pk]).get(engagement.pk)
     escrow = escrow_selectors.escrow_summaries(engagement_ids=[engagement.pk]).get(engagement.pk)
-    return EngagementDetailSerializer(engagement, context={"evaluation": evaluation, "escrow": escrow}).data
+    dispute = escrow_selectors.dispute_for_engagement(engagement_id=engagement.pk)
+    context = {
+        "evaluation": evaluation,
+        "escrow": escrow,
+        "dispute": escrow_selectors.dispute_report(dispute) if dispute is not None else None,
+    }
+    return EngagementDetailSerializer(engagement, context=context).data
 
 
 class AgentListApi(APIView):
