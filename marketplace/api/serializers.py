@@ -63,6 +63,7 @@ class ListingOutputSerializer(serializers.ModelSerializer):
     seller = serializers.CharField(source="seller.username")
     has_endpoint = serializers.SerializerMethodField()
     benchmark_claims = BenchmarkClaimSerializer(many=True)
+    trust = serializers.SerializerMethodField()
 
     class Meta:
         model = AgentListing
@@ -78,12 +79,17 @@ class ListingOutputSerializer(serializers.ModelSerializer):
             "status",
             "has_endpoint",
             "benchmark_claims",
+            "trust",
             "created_at",
             "updated_at",
         ]
 
     def get_has_endpoint(self, listing: AgentListing) -> bool:
         return bool(listing.endpoint_url)
+
+    def get_trust(self, listing: AgentListing) -> dict | None:
+        """The agent's trust summary (read for the whole page at once by the view)."""
+        return self.context.get("trust", {}).get(listing.pk)
 
 
 class PactVersionSerializer(serializers.ModelSerializer):

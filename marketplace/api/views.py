@@ -60,7 +60,8 @@ def _engagement_or_404(request: Request, pk: int) -> Engagement:
 def _listing_representation(request: Request, listing: AgentListing) -> dict[str, Any]:
     owner = request.user.is_authenticated and (request.user.pk == listing.seller_id or request.user.is_staff)
     serializer_cls = ListingOwnerSerializer if owner else ListingDetailSerializer
-    return serializer_cls(listing).data
+    trust = trust_selectors.trust_summaries(listing_ids=[listing.pk])
+    return serializer_cls(listing, context={"trust": trust}).data
 
 
 def _engagement_representation(request: Request, pk: int) -> dict[str, Any]:
@@ -89,9 +90,13 @@ class AgentListApi(APIView):
         query = ListingQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         listings = selectors.listing_list(user=viewer(request), **query.validated_data)
+        category = query.validated_data["category"].lower()
+        if query.validated_data["ordering"] == "trust":
+            listings = trust_selectors.listings_ranked(listings, category=category)
         paginator = PagePagination()
-        page = paginator.paginate_queryset(listings, request, view=self)
-        return paginator.get_paginated_response(ListingOutputSerializer(page, many=True).data)
+        page = paginator.paginate_queryset(listings, request, view=self) or []
+        trust = trust_selectors.trust_summaries(listing_ids=[listing.pk for listing in page], category=category)
+        return paginator.get_paginated_response(ListingOutputSerializer(page, many=True, context={"trust": trust}).data)
 
     @extend_schema(request=ListingInputSerializer, responses={201: ListingOwnerSerializer}, tags=["agents"])
     def post(self, request: Request) -> Response:
