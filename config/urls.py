@@ -20,5 +20,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("webhooks/stripe/", include("escrow.webhooks")),
     path("demo-agents/", include("web.demo_agents")),
+    path("console/", include("web.console_urls")),
+    path("", include("web.dispute_urls")),
     path("", include("web.urls")),
 ]

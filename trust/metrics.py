@@ -153,6 +153,7 @@ def trust_task_settled(*, engagement_id: int, at: datetime.datetime | None = Non
     for record in _locked_records(listing_id, _categories(category), at):
         record.settled_tasks += 1
         record.save(update_fields=["settled_tasks", "updated_at"])
+    policies.policies_apply(listing_id=listing_id, now=at)
     return True
 
 
