@@ -8,6 +8,7 @@ from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from core.models import User
 from escrow import ledger
+from escrow import money as escrow_money
 from escrow.models import (
     Dispute,
     DisputeEvidenceFile,
@@ -346,3 +347,48 @@ def engagement_evidence_bundle(*, engagement_id: int) -> dict[str, Any]:
 def dispute_list_detailed(*, status: str = "") -> QuerySet[Dispute]:
     """`dispute_list` with files and history prefetched, for `dispute_report` over a page."""
     return _dispute_details(dispute_list(status=status))
+
+
+def escrow_for_case(*, engagement_id: int) -> Escrow | None:
+    """The escrow with its settlement, ledger legs, timers and history (with actors) for the case page."""
+    return (
+        Escrow.objects.filter(engagement_id=engagement_id)
+        .select_related("engagement__listing", "settlement")
+        .prefetch_related(
+            Prefetch(
+                "transactions",
+                queryset=LedgerTransaction.objects.order_by("created_at", "id").prefetch_related(
+                    Prefetch("entries", queryset=LedgerEntry.objects.select_related("account").order_by("id"))
+                ),
+            ),
+            Prefetch("status_changes", queryset=EscrowStatusChange.objects.select_related("actor").order_by("id")),
+            "timers",
+        )
+        .first()
+    )
+
+
+def ruling_previews(escrow: Escrow) -> list[dict[str, Any]]:
+    """What release, an even split and refund would pay, so staff see the money before they rule."""
+    rows = []
+    for label, bps in (("Release", 10_000), ("Split 50/50", 5000), ("Refund", 0)):
+        amounts = escrow_money.amounts_for_share(escrow.amount_minor, bps, escrow.fee_bps)
+        rows.append(
+            {
+                "label": label,
+                "bps": bps,
+                "seller_net_minor": amounts.seller_net,
+                "platform_fee_minor": amounts.platform_fee,
+                "buyer_refund_minor": amounts.buyer_refund,
+            }
+        )
+    return rows
+
+
+def console_disputes(*, status: str = "") -> QuerySet[Dispute]:
+    """The console's dispute rows (no files or history: the list shows the case, not its evidence)."""
+    return dispute_list(status=status)
+
+
+def console_held_count() -> int:
+    return held_escrows().count()
