@@ -147,6 +147,14 @@ if not DEBUG:
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Pactum <noreply@pactum.invalid>")
+# Where django.core.mail.backends.filebased.EmailBackend writes (EMAIL_BACKEND chooses it).
+EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(DATA_DIR / "mail"))
+
+# Disputes: evidence files (stored under MEDIA_ROOT, never served from a public URL) may
+# have at most this many bytes; the other side answers within the pact's
+# dispute_response_window_hours, or this many hours when the pact has none.
+DISPUTE_FILE_MAX_BYTES = env.int("DISPUTE_FILE_MAX_BYTES", default=5 * 1024 * 1024)
+DISPUTE_ANSWER_WINDOW_HOURS = env.int("DISPUTE_ANSWER_WINDOW_HOURS", default=48)
 
 # --- REST API --------------------------------------------------------------
 REST_FRAMEWORK = {
