@@ -137,3 +137,21 @@ class BenchmarkClaimAdmin(admin.ModelAdmin):
     list_display = ("benchmark", "listing", "score", "measured_on")
     search_fields = ("benchmark", "listing__name")
     list_select_related = ("listing",)
+
+
+@admin.register(Proposal)
+class ProposalAdmin(ReadOnlyAdmin):
+    """A proposal is an offer as it was made: read-only."""
+
+    list_display = ("engagement", "number", "author", "author_role", "content_hash", "accepted_by", "created_at")
+    list_filter = ("author_role",)
+    search_fields = ("engagement__id", "content_hash", "author__username")
+    list_select_related = ("engagement", "author", "accepted_by")
+
+
+@admin.register(EngagementStatusChange)
+class EngagementStatusChangeAdmin(ReadOnlyAdmin):
+    list_display = ("engagement", "from_status", "to_status", "actor", "reason", "created_at")
+    list_filter = ("to_status",)
+    search_fields = ("engagement__id", "reason")
+    list_select_related = ("engagement", "actor")
