@@ -50,7 +50,7 @@ def test_seed_demo_builds_the_marketplace_story():
     }
     assert outcomes == {"Beacon Research": {"passed"}, "Atlas Research": {"failed"}}
     assert Evaluation.objects.count() == 12
-    assert Engagement.objects.filter(status__in=["evaluated", "closed"]).count() == 12
+    assert Engagement.objects.filter(status__in=["evaluated", "disputed", "closed"]).count() == 12
     # Every finished job was paid into escrow; four were released by their buyers at once.
     assert Escrow.objects.count() == 12
     assert Settlement.objects.filter(outcome="release").count() == 4

@@ -20,6 +20,7 @@ from core import services as core_services
 from core.models import User
 from marketplace import services
 from marketplace.models import AgentListing, Engagement, PactTemplate
+from web import demo_disputes
 
 DEMO_PASSWORD = "pactum-demo-2026"
 
@@ -285,4 +286,5 @@ def seed_demo() -> list[DemoLogin]:
     # Engagement services are their own (durable) transactions.
     _engagements()
     _evaluated_jobs()
+    demo_disputes.seed_disputes()
     return logins

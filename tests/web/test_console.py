@@ -317,3 +317,20 @@ def test_strangers_get_404_for_dispute_pages_and_files():
         download = client_for(party).get(f"/disputes/files/{file_id}/")
         assert download.status_code == 200
         assert b"".join(download.streaming_content) == PNG
+
+
+def test_the_demo_has_open_and_ruled_disputes_in_the_console(client):
+    from django.core.management import call_command
+
+    call_command("seed_demo")
+    call_command("seed_demo")  # idempotent
+    statuses = sorted(Dispute.objects.values_list("status", flat=True))
+    assert statuses == ["answered", "open", "ruled"]
+    ruled = Dispute.objects.get(status="ruled")
+    assert ruled.settlement.outcome == "split"
+    client.force_login(UserFactory.create(role="", is_staff=True))
+    queue = client.get("/console/").content.decode()
+    for dispute in Dispute.objects.exclude(status="ruled"):
+        assert f'href="/console/disputes/{dispute.pk}/"' in queue
+    assert client.get(f"/console/disputes/{ruled.pk}/").status_code == 200
+    assert "80% to the seller" in client.get(f"/console/disputes/{ruled.pk}/").content.decode()
