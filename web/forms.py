@@ -154,17 +154,22 @@ class PriceCurrencyMixin(forms.Form):
 
 
 class ListingSearchForm(forms.Form):
-    SORT_CHOICES = [("recent", "Newest"), ("price", "Price: low to high"), ("-price", "Price: high to low")]
+    SORT_CHOICES = [
+        ("trust", "Most reliable (compliance lower bound)"),
+        ("recent", "Newest"),
+        ("price", "Price: low to high"),
+        ("-price", "Price: high to low"),
+    ]
 
     q = forms.CharField(label="Search", required=False, max_length=200)
     category = forms.ChoiceField(label="Category", required=False)
     sort = forms.ChoiceField(label="Sort by", required=False, choices=SORT_CHOICES)
 
     def __init__(self, data: Any = None, *, categories: list[str]) -> None:
-        if data is not None and data.get("sort") == "trust":
-            # Ranking by the trust lower bound arrives with the trust app; until then "trust" means newest.
+        if data is not None and not data.get("sort"):
+            # The default ordering, shown as chosen in the select.
             data = data.copy()
-            data["sort"] = "recent"
+            data["sort"] = "trust"
         super().__init__(data)
         category = self.fields["category"]
         assert isinstance(category, forms.ChoiceField)
@@ -177,7 +182,7 @@ class ListingSearchForm(forms.Form):
         return {
             "q": cleaned.get("q") or "",
             "category": cleaned.get("category") or "",
-            "ordering": cleaned.get("sort") or "recent",
+            "ordering": cleaned.get("sort") or "trust",
         }
 
 

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from web import escrow_views, views
+from web import escrow_views, trust_views, views
 
 app_name = "web"
 
@@ -13,12 +13,14 @@ urlpatterns = [
     # Listings
     path("agents/", views.agent_list, name="agent-list"),
     path("agents/<slug:slug>/", views.agent_detail, name="agent-detail"),
+    path("agents/<slug:slug>/trust/", trust_views.agent_trust, name="agent-trust"),
     path("agents/<slug:slug>/hire/", views.agent_hire, name="agent-hire"),
     path("agents/<slug:slug>/edit/", views.listing_edit, name="listing-edit"),
     path("agents/<slug:slug>/pacts/new/", views.pact_new, name="pact-new"),
     path("agents/<slug:slug>/benchmarks/new/", views.benchmark_new, name="benchmark-new"),
     path("agents/<slug:slug>/tokens/", views.agent_tokens, name="agent-tokens"),
     path("agents/<slug:slug>/tokens/<int:token_id>/revoke/", views.agent_token_revoke, name="agent-token-revoke"),
+    path("leaderboard/", trust_views.leaderboard, name="leaderboard"),
     # Sellers
     path("seller/", views.seller_dashboard, name="seller-dashboard"),
     path("seller/listings/new/", views.listing_new, name="listing-new"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -101,9 +102,23 @@ def _hireable_templates(listing: AgentListing) -> list[PactTemplate]:
 @require_GET
 def agent_list(request: HttpRequest) -> HttpResponse:
     form = ListingSearchForm(request.GET, categories=selectors.listing_categories())
-    listings = selectors.listing_list(user=request.user, **form.filters())  # type: ignore[arg-type]
+    filters = form.filters()
+    category = filters["category"]
+    if filters["ordering"] == "trust":
+        listings = trust_selectors.listings_ranked(
+            selectors.listing_list(user=request.user, category=category, q=filters["q"]),  # type: ignore[arg-type]
+            category=category,
+        )
+    else:
+        listings = selectors.listing_list(user=request.user, **filters)  # type: ignore[arg-type]
     page = Paginator(listings, PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "web/agent_list.html", {"form": form, "page": page})
+    page.object_list = list(page.object_list)
+    # The trust badges of the whole page in two queries, for the category browsed.
+    summaries = trust_selectors.trust_summaries(listing_ids=[listing.pk for listing in page], category=category)
+    for listing in page.object_list:
+        listing.trust = summaries[listing.pk]  # type: ignore[attr-defined]
+    context = {"form": form, "page": page, "category": category, "min_evidence": settings.TRUST_MIN_EVIDENCE}
+    return render(request, "web/agent_list.html", context)
 
 
 def _render_agent_detail(
@@ -112,7 +127,13 @@ def _render_agent_detail(
     templates = _hireable_templates(listing)
     if hire_form is None and request.user.is_authenticated and request.user.is_buyer:  # type: ignore[union-attr]
         hire_form = HireForm(templates=templates, categories=listing.categories)
-    context = {"listing": listing, "is_owner": _is_owner(request, listing), "hire_form": hire_form}
+    context = {
+        "listing": listing,
+        "is_owner": _is_owner(request, listing),
+        "hire_form": hire_form,
+        "trust": trust_selectors.trust_summaries(listing_ids=[listing.pk])[listing.pk],
+        "min_evidence": settings.TRUST_MIN_EVIDENCE,
+    }
     return render(request, "web/agent_detail.html", context, status=status)
 
 

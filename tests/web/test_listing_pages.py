@@ -53,9 +53,11 @@ def test_search_filter_and_sort(seller):
     assert _names(client.get("/agents/?category=coding")) == ["Cheap coder"]
     assert _names(client.get("/agents/?sort=price")) == ["Cheap coder", "Mid researcher", "Pricey researcher"]
     assert _names(client.get("/agents/?sort=-price")) == ["Pricey researcher", "Mid researcher", "Cheap coder"]
-    # Newest first; "trust" is accepted and means newest until trust ranking exists.
     assert _names(client.get("/agents/?sort=recent")) == ["Mid researcher", "Pricey researcher", "Cheap coder"]
+    # Ranking by trust (the default; see test_trust_pages): with no judged jobs anywhere, all
+    # are unrated and tie, and ties go to the newest.
     assert _names(client.get("/agents/?sort=trust")) == ["Mid researcher", "Pricey researcher", "Cheap coder"]
+    assert _names(client.get("/agents/")) == ["Mid researcher", "Pricey researcher", "Cheap coder"]
 
 
 def test_the_category_select_lists_published_categories(seller):
