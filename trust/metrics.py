@@ -195,12 +195,17 @@ def trust_recompute(*, listing_id: int, now: datetime.datetime) -> dict[str, Rec
     """The agent's record per category, recomputed from the evaluation records alone."""
     hl = half_life_seconds()
     rows = (
-        Evaluation.objects.filter(engagement__listing_id=listing_id, status=Evaluation.Status.DONE, outcome__in=COUNTED)
+        Evaluation.objects.filter(
+            engagement__listing_id=listing_id,
+            status=Evaluation.Status.DONE,
+            outcome__in=COUNTED,
+            finished_at__lte=now,  # the record as of `now` knows only the jobs finished by then
+        )
         .order_by("engagement_id", "-round")
         .values_list("pk", "engagement_id", "engagement__category", "compliance", "finished_at")
     )
     out: dict[str, Recomputed] = defaultdict(lambda: Recomputed(Evidence(0.0, 0.0, now)))
-    out[TrustRecord.ALL]
+    out[TrustRecord.ALL] = Recomputed(Evidence(0.0, 0.0, now))  # every agent has its agent-wide record
     counted: list[int] = []
     seen: set[int] = set()
     for pk, engagement_id, category, compliance, finished_at in rows:
@@ -214,10 +219,12 @@ def trust_recompute(*, listing_id: int, now: datetime.datetime) -> dict[str, Rec
             rec.evidence_count += 1
             if rec.last_verified_at is None or finished_at > rec.last_verified_at:
                 rec.last_verified_at = finished_at
-    for category in SettledTask.objects.filter(listing_id=listing_id).values_list("category", flat=True):
+    settled = SettledTask.objects.filter(listing_id=listing_id, settled_at__lte=now)
+    for category in settled.values_list("category", flat=True):
         for c in _categories(category):
             out[c].settled_tasks += 1
-    for category, upheld in DisputeOutcome.objects.filter(listing_id=listing_id).values_list("category", "upheld"):
+    ruled = DisputeOutcome.objects.filter(listing_id=listing_id, ruled_at__lte=now)
+    for category, upheld in ruled.values_list("category", "upheld"):
         for c in _categories(category):
             if upheld:
                 out[c].disputes_upheld += 1
@@ -278,20 +285,48 @@ def trust_refresh_all(*, now: datetime.datetime | None = None) -> int:
     return len(listing_ids)
 
 
+def _history_defaults(record: TrustRecord) -> dict[str, Any]:
+    return {
+        "compliance_mean": record.compliance_mean,
+        "compliance_lower": record.compliance_lower,
+        "compliance_upper": record.compliance_upper,
+        "confidence": record.confidence,
+        "evidence_count": record.evidence_count,
+        "disputes_per_100": (100.0 * record.disputes / record.settled_tasks) if record.settled_tasks else 0.0,
+    }
+
+
 def history_point_write(*, listing_id: int, now: datetime.datetime) -> None:
     """Today's point of the agent's history (the latest figures of the day win)."""
     record = TrustRecord.objects.filter(listing_id=listing_id, category=TrustRecord.ALL).first()
     if record is None:
         return
     TrustHistoryPoint.objects.update_or_create(
-        listing_id=listing_id,
-        day=timezone.localdate(now),
-        defaults={
-            "compliance_mean": record.compliance_mean,
-            "compliance_lower": record.compliance_lower,
-            "compliance_upper": record.compliance_upper,
-            "confidence": record.confidence,
-            "evidence_count": record.evidence_count,
-            "disputes_per_100": (100.0 * record.disputes / record.settled_tasks) if record.settled_tasks else 0.0,
-        },
+        listing_id=listing_id, day=timezone.localdate(now), defaults=_history_defaults(record)
     )
+
+
+def trust_history_backfill(*, listing_id: int, days: int, now: datetime.datetime | None = None) -> int:
+    """Write the agent's daily history points for the past `days` days from the
+    evaluation records (records that predate the history, imported jobs)."""
+    now = now or timezone.now()
+    written = 0
+    for back in range(days, 0, -1):
+        moment = now - datetime.timedelta(days=back)
+        values = trust_recompute(listing_id=listing_id, now=moment)[TrustRecord.ALL]
+        if not values.evidence_count:
+            continue
+        record = TrustRecord(
+            r=values.evidence.r,
+            s=values.evidence.s,
+            evidence_count=values.evidence_count,
+            settled_tasks=values.settled_tasks,
+            disputes_upheld=values.disputes_upheld,
+            disputes_rejected=values.disputes_rejected,
+        )
+        derive(record)
+        TrustHistoryPoint.objects.update_or_create(
+            listing_id=listing_id, day=timezone.localdate(moment), defaults=_history_defaults(record)
+        )
+        written += 1
+    return written

@@ -10,9 +10,11 @@ policy's action takes effect:
 - extend review window: the buyer gets more hours before money moves;
 - suspend listing: hidden from search, refuses new engagements.
 
-An event stays open (and its consequence in force) until staff resolve it;
-resolving a suspension publishes the listing again. While one is open the same
-policy does not fire again for that agent.
+An event stays open (and its consequence in force) until the agent's figure is
+back on the right side of the threshold (the event then resolves itself as
+"recovered") or staff resolve it. A suspension only ends by staff: a hidden agent
+gets no new evidence to recover with; resolving it publishes the listing again.
+While an event is open the same policy does not fire again for that agent.
 """
 
 from __future__ import annotations
@@ -89,17 +91,53 @@ def policies_apply(*, listing_id: int, now: datetime.datetime | None = None) -> 
     record = TrustRecord.objects.filter(listing_id=listing_id, category=TrustRecord.ALL).first()
     if record is None:
         return []
-    open_policy_ids = set(
-        EscalationEvent.objects.filter(listing_id=listing_id, status=EscalationEvent.Status.OPEN).values_list(
-            "policy_id", flat=True
-        )
-    )
+    open_events = {
+        event.policy_id: event
+        for event in EscalationEvent.objects.filter(
+            listing_id=listing_id, status=EscalationEvent.Status.OPEN
+        ).select_related("policy")
+    }
     events = []
-    for policy in TrustPolicy.objects.filter(active=True).exclude(pk__in=open_policy_ids).order_by("pk"):
+    for policy in TrustPolicy.objects.filter(active=True).order_by("pk"):
         value = crossed(policy, record, now)
-        if value is not None:
+        event = open_events.get(policy.pk)
+        if event is None and value is not None:
             events.append(_escalate(policy, listing_id, value))
+        elif event is not None and value is None and policy.action != TrustPolicy.Action.SUSPEND_LISTING:
+            # The agent is back on the right side of the threshold: the consequence ends on its
+            # own. A suspension stays until staff lift it (a hidden agent gets no new evidence).
+            current = metric_value(policy.metric, record, now)
+            _close(event, actor=None, note=f"recovered: {policy.get_metric_display()} is now {_fmt(current)}")
     return events
+
+
+def _fmt(value: float | None) -> str:
+    return "unmeasured" if value is None else f"{value:.4g}"
+
+
+def _close(event: EscalationEvent, *, actor: User | None, note: str) -> None:
+    event.status = EscalationEvent.Status.RESOLVED
+    event.resolved_at = timezone.now()
+    event.resolved_by = actor
+    event.resolution_note = note[:2000]
+    event.save()
+    if event.action == TrustPolicy.Action.SUSPEND_LISTING:
+        still_suspended = EscalationEvent.objects.filter(
+            listing_id=event.listing_id, status=EscalationEvent.Status.OPEN, action=TrustPolicy.Action.SUSPEND_LISTING
+        ).exists()
+        status = AgentListing.objects.values_list("status", flat=True).get(pk=event.listing_id)
+        if not still_suspended and status == AgentListing.Status.SUSPENDED:
+            marketplace_services.listing_set_status(listing_id=event.listing_id, status=AgentListing.Status.PUBLISHED)
+    evidence_append(
+        kind="trust.escalation_resolved",
+        subject=f"listing:{event.listing_id}",
+        payload={
+            "event": event.pk,
+            "policy": event.policy_id,
+            "by": actor.username if actor else "policy (recovered)",
+            "note": event.resolution_note,
+        },
+    )
 
 
 def _escalate(policy: TrustPolicy, listing_id: int, value: float) -> EscalationEvent:
@@ -146,23 +184,7 @@ def escalation_resolve(*, event_id: int, actor: User, note: str) -> EscalationEv
     event = EscalationEvent.objects.select_for_update().get(pk=event_id)
     if event.status != EscalationEvent.Status.OPEN:
         raise Conflict("This escalation is already resolved.", code="already_resolved")
-    event.status = EscalationEvent.Status.RESOLVED
-    event.resolved_at = timezone.now()
-    event.resolved_by = actor
-    event.resolution_note = note[:2000]
-    event.save()
-    if event.action == TrustPolicy.Action.SUSPEND_LISTING:
-        still_suspended = EscalationEvent.objects.filter(
-            listing_id=event.listing_id, status=EscalationEvent.Status.OPEN, action=TrustPolicy.Action.SUSPEND_LISTING
-        ).exists()
-        status = AgentListing.objects.values_list("status", flat=True).get(pk=event.listing_id)
-        if not still_suspended and status == AgentListing.Status.SUSPENDED:
-            marketplace_services.listing_set_status(listing_id=event.listing_id, status=AgentListing.Status.PUBLISHED)
-    evidence_append(
-        kind="trust.escalation_resolved",
-        subject=f"listing:{event.listing_id}",
-        payload={"event": event.pk, "policy": event.policy_id, "by": actor.username, "note": event.resolution_note},
-    )
+    _close(event, actor=actor, note=note)
     return event
 
 

@@ -20,7 +20,7 @@ from core import services as core_services
 from core.models import User
 from marketplace import services
 from marketplace.models import AgentListing, Engagement, PactTemplate
-from web import demo_disputes
+from web import demo_disputes, demo_trust
 
 DEMO_PASSWORD = "pactum-demo-2026"
 
@@ -34,7 +34,7 @@ class DemoLogin:
 
 DEMO_ADMIN = "admin"
 DEMO_BUYERS = ("ada", "grace")
-DEMO_SELLERS = ("atlas-labs", "beacon-research", "quill-works")
+DEMO_SELLERS = ("atlas-labs", "beacon-research", "quill-works", "sage-labs", "nova-ai")
 
 RESEARCH_CLAUSES = [
     {
@@ -130,6 +130,28 @@ DEMO_LISTINGS = (
         pact_name="Plain-language brief",
         clauses=WRITING_CLAUSES,
         benchmarks=(("WritingBench", 0.81, datetime.date(2026, 5, 20), ("writing",)),),
+    ),
+    DemoAgent(
+        seller="sage-labs",
+        agent="beacon",
+        name="Sage Research",
+        description="Research answers with sources. Rebuilt this summer after a rough start.",
+        categories=("research",),
+        price_minor=4500,
+        pact_name="Cited research answer",
+        clauses=RESEARCH_CLAUSES,
+        benchmarks=(("GAIA (validation)", 0.58, datetime.date(2025, 11, 2), ("research",)),),
+    ),
+    DemoAgent(
+        seller="nova-ai",
+        agent="beacon",
+        name="Nova Research",
+        description="A new research agent: cited answers in seconds.",
+        categories=("research", "summarisation"),
+        price_minor=3500,
+        pact_name="Cited research answer",
+        clauses=RESEARCH_CLAUSES,
+        benchmarks=(("GAIA (validation)", 0.71, datetime.date(2026, 10, 20), ("research", "web-browsing")),),
     ),
 )
 
@@ -230,14 +252,40 @@ WRITING_TASKS = (
 )
 
 
-def _evaluated_jobs() -> None:
-    """Finished jobs per demo agent, delivered with the demo agent's own answers and
-    judged by the real pipeline (run inline so the demo is ready at once; the
-    queued tasks then find the work done)."""
+def run_demo_job(*, agent: str, listing: AgentListing, buyer: User, task: str, release: bool = False) -> Engagement:
+    """One finished job: hired, funded through escrow (local gateway), delivered with
+    the demo agent's own answer and judged by the real pipeline, run inline so the
+    demo is ready at once (the queued tasks then find the work done)."""
     from escrow import services as escrow_services
     from trust import services as trust_services
     from web.demo_agents import answer
 
+    engagement = services.engagement_create(
+        buyer=buyer, listing=listing, template=PactTemplate.objects.get(listing=listing), task=task
+    )
+    services.proposal_accept(engagement_id=engagement.pk, actor=listing.seller)
+    escrow_services.escrow_fund(engagement_id=engagement.pk, actor=buyer)
+    reply = answer(agent, task)
+    deliverable = services.deliverable_submit(
+        engagement_id=engagement.pk,
+        actor=listing.seller,
+        output=reply.output,
+        citations=reply.citations,
+        actions=reply.actions,
+        latency_ms=int(reply.delay_s * 1000),
+    )
+    evaluation = trust_services.evaluation_start(deliverable_id=deliverable.pk)
+    for run_id in evaluation.judge_runs.values_list("id", flat=True):
+        trust_services.judge_run_execute(judge_run_id=run_id)
+    evaluation = trust_services.evaluation_finalize(evaluation_id=evaluation.pk)
+    # The finalize signal schedules the money (release or refund after the review window).
+    if release and evaluation.outcome == "passed":
+        escrow_services.escrow_release(engagement_id=engagement.pk, actor=buyer)
+    return engagement
+
+
+def _evaluated_jobs() -> None:
+    """Finished jobs per demo agent; on the first three passed jobs the buyer releases at once."""
     jobs = [("atlas", "Atlas Research", "ada", t) for t in RESEARCH_TASKS]
     jobs += [("beacon", "Beacon Research", "grace", t) for t in RESEARCH_TASKS]
     jobs += [("quill", "Quill Writer", "ada", t) for t in WRITING_TASKS]
@@ -246,29 +294,13 @@ def _evaluated_jobs() -> None:
         buyer = User.objects.get(username=buyer_name)
         if Engagement.objects.filter(listing=listing, buyer=buyer, task=task).exists():
             continue
-        engagement = services.engagement_create(
-            buyer=buyer, listing=listing, template=PactTemplate.objects.get(listing=listing), task=task
+        run_demo_job(
+            agent=agent,
+            listing=listing,
+            buyer=buyer,
+            task=task,
+            release=task in RESEARCH_TASKS[:3] + WRITING_TASKS[:1],
         )
-        services.proposal_accept(engagement_id=engagement.pk, actor=listing.seller)
-        # Funded through escrow with the local (simulated card) gateway.
-        escrow_services.escrow_fund(engagement_id=engagement.pk, actor=buyer)
-        reply = answer(agent, task)
-        deliverable = services.deliverable_submit(
-            engagement_id=engagement.pk,
-            actor=listing.seller,
-            output=reply.output,
-            citations=reply.citations,
-            actions=reply.actions,
-            latency_ms=int(reply.delay_s * 1000),
-        )
-        evaluation = trust_services.evaluation_start(deliverable_id=deliverable.pk)
-        for run_id in evaluation.judge_runs.values_list("id", flat=True):
-            trust_services.judge_run_execute(judge_run_id=run_id)
-        evaluation = trust_services.evaluation_finalize(evaluation_id=evaluation.pk)
-        # The finalize signal schedules the money (release or refund after the review
-        # window); on the first three passed jobs the buyer releases at once.
-        if evaluation.outcome == "passed" and task in RESEARCH_TASKS[:3] + WRITING_TASKS[:1]:
-            escrow_services.escrow_release(engagement_id=engagement.pk, actor=buyer)
 
 
 def seed_demo() -> list[DemoLogin]:
@@ -283,8 +315,11 @@ def seed_demo() -> list[DemoLogin]:
                 logins.append(DemoLogin(name, role.value, DEMO_PASSWORD))
         for spec in DEMO_LISTINGS:
             _listing(spec)
+        # Trust policies first, so the jobs below cross their thresholds as they happen.
+        demo_trust.seed_policies(owner=User.objects.get(username=DEMO_ADMIN))
     # Engagement services are their own (durable) transactions.
     _engagements()
     _evaluated_jobs()
+    demo_trust.seed_trust_story()
     demo_disputes.seed_disputes()
     return logins

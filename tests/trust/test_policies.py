@@ -19,8 +19,8 @@ from marketplace import services as marketplace
 from marketplace.models import AgentListing
 from tests.escrow.conftest import evaluated_engagement
 from tests.factories import BuyerFactory, UserFactory
-from tests.trust.test_trust_record import delivered_job
-from trust import policies, selectors, services
+from tests.trust.test_trust_record import T0, delivered_job, history, judged, make_listing
+from trust import metrics, policies, selectors, services
 from trust.models import EscalationEvent, TrustPolicy
 
 pytestmark = pytest.mark.django_db
@@ -205,3 +205,36 @@ def test_owners_are_reminded_once_of_policies_due_for_review(staff):
     reviewed = services.policy_mark_reviewed(policy_id=rule.pk, actor=staff)
     assert reviewed.next_review_at > timezone.now() + datetime.timedelta(days=89)
     assert policies.policy_review_reminders() == 0
+
+
+def test_an_escalation_resolves_itself_when_the_agent_recovers(staff):
+    rule = policy(staff, action="require_manual_release", threshold=0.4, min_evidence=3)
+    listing, template = make_listing()
+    history(listing, template, [0.0, 0.0, 0.0], start=T0, step_days=1)
+    event = EscalationEvent.objects.get(listing=listing, policy=rule)
+    assert event.status == "open"
+    assert selectors.listing_consequences(listing_id=listing.pk).manual_release is True
+    history(listing, template, [1.0] * 12, start=T0 + datetime.timedelta(days=3), step_days=1)
+    event.refresh_from_db()
+    assert event.status == "resolved"
+    assert event.resolved_by is None
+    assert event.resolution_note.startswith("recovered:")
+    assert selectors.listing_consequences(listing_id=listing.pk).manual_release is False
+
+
+def test_a_suspension_waits_for_staff_even_after_recovery(staff):
+    policy(staff, action="suspend_listing", threshold=0.4, min_evidence=3)
+    listing, template = make_listing()
+    opened_before = [delivered_job(listing, template) for _ in range(12)]
+    history(listing, template, [0.0, 0.0, 0.0], start=T0, step_days=1)
+    listing.refresh_from_db()
+    assert listing.status == "suspended"
+    # Jobs opened before the suspension still finish; their evidence does not lift it.
+    at = T0 + datetime.timedelta(days=5)
+    for engagement, deliverable in opened_before:
+        evaluation = judged(engagement, deliverable, round=1, outcome="passed", compliance=1.0, at=at)
+        metrics.trust_record_evaluation(evaluation=evaluation, now=at)
+    assert metrics.trust_recompute(listing_id=listing.pk, now=at)[""].evidence_count == 15
+    assert EscalationEvent.objects.get(listing=listing).status == "open"
+    listing.refresh_from_db()
+    assert listing.status == "suspended"
