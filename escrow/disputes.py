@@ -193,7 +193,7 @@ def _store_files(
         )
         random_name = secrets.token_hex(16) + _STORED_EXTENSION[checked.content_type]
         row.file.save(random_name, ContentFile(checked.content), save=False)
-        written.append(row.file.name)
+        written.append(str(row.file.name))
         row.save()
         stored.append({"name": checked.name, "sha256": checked.sha256, "size": row.size, "type": row.content_type})
     return stored
@@ -284,7 +284,7 @@ def _answer_window(engagement: Engagement) -> datetime.timedelta:
     hours = terms.get("dispute_response_window_hours") or getattr(
         settings, "DISPUTE_ANSWER_WINDOW_HOURS", DEFAULT_ANSWER_WINDOW_HOURS
     )
-    return datetime.timedelta(hours=int(hours))
+    return datetime.timedelta(hours=int(hours or DEFAULT_ANSWER_WINDOW_HOURS))
 
 
 def dispute_window_closes_at(escrow: Escrow, evaluation: Evaluation) -> datetime.datetime:

@@ -275,7 +275,7 @@ def console_counts() -> dict[str, int]:
         .annotate(n=Count("id"))
         .values_list("status", "n")
     )
-    counts = {status: by_status.get(status, 0) for status in Dispute.ACTIVE}
+    counts: dict[str, int] = {str(status): by_status.get(status, 0) for status in Dispute.ACTIVE}
     counts["disputes"] = sum(by_status.values())
     counts["held"] = held_escrows().count()
     return counts

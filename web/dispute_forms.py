@@ -44,14 +44,14 @@ class DisputeOpenForm(ServiceErrorsMixin, forms.Form):
         widget=forms.Textarea(attrs={"rows": 5}),
         help_text="Point at the clauses, claims or verdicts concerned.",
     )
-    files = MultipleFileField(label="Files", help_text=_FILES_HELP)
+    attachments = MultipleFileField(label="Files", help_text=_FILES_HELP)
 
 
 class DisputeAnswerForm(ServiceErrorsMixin, forms.Form):
     answer = forms.CharField(
         label="Your answer", max_length=20_000, widget=forms.Textarea(attrs={"rows": 5}), help_text="Your side of it."
     )
-    files = MultipleFileField(label="Files", help_text=_FILES_HELP)
+    attachments = MultipleFileField(label="Files", help_text=_FILES_HELP)
 
 
 class DisputeWithdrawForm(ServiceErrorsMixin, forms.Form):

@@ -130,7 +130,7 @@ def dispute_open(request: HttpRequest, pk: int) -> HttpResponse:
                 actor=user,
                 reason=form.cleaned_data["reason"],
                 evidence=form.cleaned_data["evidence"],
-                files=form.cleaned_data["files"],
+                files=form.cleaned_data["attachments"],
             )
         except DomainError as exc:
             form.add_service_error(exc)
@@ -157,7 +157,7 @@ def dispute_answer(request: HttpRequest, pk: int) -> HttpResponse:
                 dispute_id=pk,
                 actor=_user(request),
                 answer=form.cleaned_data["answer"],
-                files=form.cleaned_data["files"],
+                files=form.cleaned_data["attachments"],
             )
         except DomainError as exc:
             form.add_service_error(exc)

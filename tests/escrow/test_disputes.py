@@ -507,7 +507,7 @@ def test_evidence_files_are_stored_under_random_names(media):
         path = Path(f.file.path)
         assert path.is_file()
         assert path.is_relative_to(media)
-        assert f.original_name not in f.file.name
+        assert f.original_name not in str(f.file.name)
     assert EvidenceRecord.objects.get(kind="dispute.opened").payload["files"][0]["sha256"] == files[0].sha256
 
 

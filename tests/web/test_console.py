@@ -266,7 +266,7 @@ def test_the_buyer_opens_a_dispute_with_a_file_from_the_engagement_page(media):
         {
             "reason": "Invented citations.",
             "evidence": "See the screenshot.",
-            "files": [SimpleUploadedFile("s.png", PNG)],
+            "attachments": [SimpleUploadedFile("s.png", PNG)],
         },
     )
     assert response.status_code == 302
@@ -283,7 +283,7 @@ def test_a_disguised_file_is_refused_on_the_page_and_nothing_is_opened(media):
     engagement, _, _ = evaluated_engagement(good=True)
     response = client_for(engagement.buyer).post(
         f"/engagements/{engagement.pk}/disputes/",
-        {"reason": "See the file.", "files": [SimpleUploadedFile("photo.png", b"%PDF-1.4 not a picture")]},
+        {"reason": "See the file.", "attachments": [SimpleUploadedFile("photo.png", b"%PDF-1.4 not a picture")]},
     )
     assert response.status_code == 415
     assert "the content is application/pdf" in response.content.decode()
@@ -316,7 +316,7 @@ def test_strangers_get_404_for_dispute_pages_and_files():
     for party in (engagement.buyer, engagement.listing.seller):
         download = client_for(party).get(f"/disputes/files/{file_id}/")
         assert download.status_code == 200
-        assert b"".join(download.streaming_content) == PNG
+        assert b"".join(download.streaming_content) == PNG  # type: ignore[attr-defined]
 
 
 def test_the_demo_has_open_and_ruled_disputes_in_the_console(client):
