@@ -362,3 +362,57 @@ def test_the_schema_documents_the_dispute_endpoints():
         "/api/v1/engagements/{id}/evidence/",
     ):
         assert path in paths, sorted(paths)
+
+
+JUNK = [
+    {},
+    [],
+    "text",
+    {"reason": None, "answer": None, "outcome": None, "rationale": None, "note": None},
+    {"reason": ["a"], "answer": {"x": 1}, "outcome": 5, "seller_share_bps": {"a": 1}, "rationale": ["r"], "note": 7},
+    {"reason": "x" * 100_000, "answer": "x" * 100_000, "rationale": "x" * 100_000, "note": "x" * 10_000},
+    {"outcome": "split", "seller_share_bps": 10**30, "rationale": "r"},
+]
+
+
+def test_no_dispute_request_is_a_500(staff):
+    engagement, escrow, _ = evaluated_engagement(good=True)
+    dispute_id = open_over_api(engagement).json()["id"]
+    urls = [
+        f"/api/v1/engagements/{engagement.pk}/disputes/",
+        f"/api/v1/disputes/{dispute_id}/answer/",
+        f"/api/v1/disputes/{dispute_id}/withdraw/",
+        f"/api/v1/disputes/{dispute_id}/rule/",
+        f"/api/v1/disputes/{dispute_id}/reevaluate/",
+        f"/api/v1/escrows/{escrow.pk}/rule/",
+        "/api/v1/disputes/999999/rule/",
+    ]
+    for user in (engagement.buyer, engagement.listing.seller, staff, BuyerFactory.create()):
+        client = client_for(user)
+        for url in urls:
+            for body in JUNK:
+                response = client.post(url, body, format="json")
+                assert response.status_code < 500, (url, body, response.content)
+                if response.status_code >= 400:
+                    assert response.json()["detail"]
+        for query in ("?status=x", "?page=0", "?page=abc", "?page_size=100000"):
+            assert client.get(f"/api/v1/disputes/{query}").status_code < 500
+    assert not Settlement.objects.exists()
+
+
+def test_a_multipart_dispute_with_an_idempotency_key_is_replayed_not_repeated(media):
+    engagement, _, _ = evaluated_engagement(good=True)
+    client = client_for(engagement.buyer)
+    body = {"reason": "See the file.", "files": [SimpleUploadedFile("a.png", PNG)]}
+    first = client.post(
+        f"/api/v1/engagements/{engagement.pk}/disputes/", body, format="multipart", HTTP_IDEMPOTENCY_KEY="d-1"
+    )
+    assert first.status_code == 201, first.content
+    body = {"reason": "See the file.", "files": [SimpleUploadedFile("a.png", PNG)]}
+    again = client.post(
+        f"/api/v1/engagements/{engagement.pk}/disputes/", body, format="multipart", HTTP_IDEMPOTENCY_KEY="d-1"
+    )
+    assert again["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+    assert Dispute.objects.count() == 1
+    assert DisputeEvidenceFile.objects.count() == 1
