@@ -8,9 +8,11 @@ the rest of the story (see the design notes):
   since: its failures are old, so it is recovering;
 - Nova is new: one judged job, unrated.
 
-Sage's early jobs run through the real pipeline like every other job; only their
-finish times are then moved back into the past (the record is rebuilt from the
-evaluation records afterwards), which is the one shortcut the demo takes.
+Sage's jobs run through the real pipeline and escrow like every other job (the
+early ones refunded by their review-window timers, the recent ones released by
+the buyer); only their evaluations' finish times are then moved back into the
+past and the record rebuilt from the evaluation records, which is the one
+shortcut the demo takes to have a history.
 """
 
 from __future__ import annotations
@@ -91,7 +93,9 @@ def seed_policies(*, owner: User) -> None:
         )
 
 
-def _jobs(listing_name: str, agent: str, buyer_name: str, tasks: tuple[str, ...]) -> list[Engagement]:
+def _jobs(
+    listing_name: str, agent: str, buyer_name: str, tasks: tuple[str, ...], *, release: bool = False
+) -> list[Engagement]:
     from web.demo import run_demo_job
 
     listing = AgentListing.objects.get(name=listing_name)
@@ -100,24 +104,41 @@ def _jobs(listing_name: str, agent: str, buyer_name: str, tasks: tuple[str, ...]
     for task in tasks:
         engagement = Engagement.objects.filter(listing=listing, buyer=buyer, task=task).first()
         if engagement is None:
-            engagement = run_demo_job(agent=agent, listing=listing, buyer=buyer, task=task)
+            engagement = run_demo_job(agent=agent, listing=listing, buyer=buyer, task=task, release=release)
         done.append(engagement)
     return done
 
 
+def _finished_days_ago(engagements: list[Engagement], days: list[int], now: datetime.datetime) -> None:
+    """Move these jobs' evaluations back to when the story says they finished (first run only)."""
+    for engagement, ago in zip(engagements, days, strict=True):
+        finished = now - datetime.timedelta(days=ago)
+        Evaluation.objects.filter(engagement=engagement, finished_at__gt=finished).update(finished_at=finished)
+
+
+def _settle_by_timer(engagements: list[Engagement]) -> None:
+    """Old jobs' review windows are long over: fire their pending timers (refund or release)."""
+    from escrow import services as escrow_services
+    from escrow.models import EscrowTimer
+
+    for timer in EscrowTimer.objects.filter(escrow__engagement__in=engagements, status=EscrowTimer.Status.PENDING):
+        escrow_services.escrow_timer_fire(timer_id=timer.pk, now=timer.due_at)
+
+
 def seed_trust_story() -> None:
     now = timezone.now()
+    # Sage: four failing jobs four to five months ago (refunded), then five kept pacts
+    # over the last month (released by the buyer).
     early = _jobs("Sage Research", "atlas", "grace", SAGE_EARLY)
+    _settle_by_timer(early)
+    recent = _jobs("Sage Research", "beacon", "ada", SAGE_RECENT, release=True)
     with transaction.atomic():
-        # Sage's early (failing) jobs finished four to five months ago.
-        for index, engagement in enumerate(early):
-            finished = now - datetime.timedelta(days=140 - 6 * index)
-            Evaluation.objects.filter(engagement=engagement, finished_at__gt=finished).update(finished_at=finished)
-    _jobs("Sage Research", "beacon", "ada", SAGE_RECENT)
+        _finished_days_ago(early, [140, 134, 128, 122], now)
+        _finished_days_ago(recent, [30, 23, 16, 9, 3], now)
     _jobs("Nova Research", "beacon", "ada", NOVA_TASKS)
     # Rebuild every record from the evaluation records (Sage's early failures now
-    # weigh what their age says, and its escalations from the rough start resolve
-    # as recovered) and draw the history.
+    # weigh what their age says; its escalations from the rough start resolved as it
+    # recovered) and draw the history.
     now = timezone.now()
     metrics.trust_refresh_all(now=now)
     for listing_id in AgentListing.objects.filter(status=AgentListing.Status.PUBLISHED).values_list("pk", flat=True):
