@@ -209,8 +209,8 @@ def trust_recompute(*, listing_id: int, now: datetime.datetime) -> dict[str, Rec
     counted: list[int] = []
     seen: set[int] = set()
     for pk, engagement_id, category, compliance, finished_at in rows:
-        if engagement_id in seen:
-            continue  # an earlier round, replaced by the latest one
+        if engagement_id in seen or compliance is None or finished_at is None:
+            continue  # an earlier round, replaced by the latest one (done rounds always carry both)
         seen.add(engagement_id)
         counted.append(pk)
         for c in _categories(category):

@@ -348,6 +348,9 @@ def trust_report(*, listing: AgentListing, category: str = "", now: datetime.dat
             {
                 "name": policy.name,
                 "text": policy.describe(),
+                "metric": policy.metric,
+                "comparator": policy.comparator,
+                "threshold": policy.threshold,
                 "action": policy.action,
                 "applies": bool(overall and applies(policy, overall)),
                 "value": round(value, 4) if value is not None else None,

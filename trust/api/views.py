@@ -114,7 +114,8 @@ class LeaderboardApi(APIView):
         )
         page = paginator.paginate_queryset(ranked, request, view=self) or []
         summaries = selectors.trust_summaries(listing_ids=[listing.pk for listing in page], category=category)
-        offset = (paginator.page.number - 1) * paginator.page.paginator.per_page if page else 0
+        current = paginator.page
+        offset = (current.number - 1) * current.paginator.per_page if current is not None else 0
         rows = []
         for index, listing in enumerate(page):
             summary = summaries[listing.pk]
