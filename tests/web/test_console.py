@@ -334,3 +334,44 @@ def test_the_demo_has_open_and_ruled_disputes_in_the_console(client):
         assert f'href="/console/disputes/{dispute.pk}/"' in queue
     assert client.get(f"/console/disputes/{ruled.pk}/").status_code == 200
     assert "80% to the seller" in client.get(f"/console/disputes/{ruled.pk}/").content.decode()
+
+
+def test_escalations_are_in_the_queue_and_resolved_from_it(admin_user):
+    from django.utils import timezone
+
+    from marketplace import services as marketplace
+    from tests.factories import SellerFactory
+    from trust.models import EscalationEvent, TrustPolicy
+
+    seller = SellerFactory.create()
+    listing = marketplace.listing_create(seller=seller, name="Slipping", price_minor=5000, currency="usd")
+    policy = TrustPolicy.objects.create(
+        name="Flag the slipping",
+        metric=TrustPolicy.Metric.COMPLIANCE_LOWER,
+        comparator=TrustPolicy.Comparator.LT,
+        threshold=0.5,
+        action=TrustPolicy.Action.FLAG_LISTING,
+        owner=admin_user,
+        next_review_at=timezone.now(),
+    )
+    event = EscalationEvent.objects.create(
+        policy=policy,
+        listing=listing,
+        metric=policy.metric,
+        comparator=policy.comparator,
+        threshold=policy.threshold,
+        metric_value=0.31,
+        action=policy.action,
+    )
+    client = client_for(admin_user)
+    page = client.get("/console/?kind=escalations").content.decode()
+    assert f"Escalation #{event.pk}" in page
+    assert "1 escalation" in page
+    assert client.post(f"/console/escalations/{event.pk}/resolve/", {"note": ""}).status_code == 302
+    event.refresh_from_db()
+    assert event.status == "open"  # a resolution needs a note
+    assert client.post(f"/console/escalations/{event.pk}/resolve/", {"note": "Reviewed the jobs."}).status_code == 302
+    event.refresh_from_db()
+    assert (event.status, event.resolution_note) == ("resolved", "Reviewed the jobs.")
+    assert client.post("/console/escalations/999999/resolve/", {"note": "x"}).status_code == 404
+    assert client_for(seller).post(f"/console/escalations/{event.pk}/resolve/", {"note": "x"}).status_code == 403
