@@ -223,6 +223,8 @@ def escrow_decide(*, engagement_id: int, outcome: str) -> Escrow | None:
         return escrow
     if escrow.status == Escrow.Status.HELD:
         _move(escrow, Escrow.Status.FUNDED, reason=f"evaluation {outcome}")
+        escrow.hold_reason = ""
+        escrow.save(update_fields=["hold_reason", "updated_at"])
     # Open trust escalations on this agent change what happens next.
     consequences = trust_selectors.listing_consequences(listing_id=escrow.engagement.listing_id)
     due = timezone.now() + _review_window(escrow) + datetime.timedelta(hours=consequences.extra_review_hours)

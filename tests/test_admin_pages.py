@@ -19,6 +19,7 @@ MODELS = [
     "trust/judgerun",
     "trust/judgeverdict",
     "trust/verdictcache",
+    "trust/clauseresult",
     "core/evidencerecord",
 ]
 

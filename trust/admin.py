@@ -167,3 +167,13 @@ class EscalationEventAdmin(ReadOnlyAdmin):
     list_filter = ("status", "action", "policy")
     search_fields = ("listing__name", "policy__name")
     list_select_related = ("listing", "policy")
+
+
+@admin.register(ClauseResult)
+class ClauseResultAdmin(ReadOnlyAdmin):
+    """Per-clause aggregates of an evaluation (also shown inline on the evaluation)."""
+
+    list_display = ("evaluation", "clause_key", "kind", "severity", "weight", "outcome", "score")
+    list_filter = ("outcome", "kind", "severity")
+    search_fields = ("clause_key",)
+    list_select_related = ("evaluation",)

@@ -416,3 +416,16 @@ def test_a_multipart_dispute_with_an_idempotency_key_is_replayed_not_repeated(me
     assert again.json()["id"] == first.json()["id"]
     assert Dispute.objects.count() == 1
     assert DisputeEvidenceFile.objects.count() == 1
+
+
+def test_a_large_file_sent_with_an_idempotency_key_is_accepted(media):
+    """The idempotency layer reads the whole body; the body cap leaves room for a 4 MB file."""
+    engagement, _, _ = evaluated_engagement(good=True)
+    client = client_for(engagement.buyer)
+    big = PNG + b"\0" * (4 * 1024 * 1024)
+    body = {"reason": "See the screenshot.", "files": [SimpleUploadedFile("shot.png", big)]}
+    response = client.post(
+        f"/api/v1/engagements/{engagement.pk}/disputes/", body, format="multipart", HTTP_IDEMPOTENCY_KEY="big-1"
+    )
+    assert response.status_code == 201, response.content
+    assert DisputeEvidenceFile.objects.get().size == len(big)

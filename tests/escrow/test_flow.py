@@ -111,6 +111,12 @@ def test_an_inconclusive_evaluation_holds_the_money_for_an_admin():
     assert escrow.status == "held"
     assert "admin" in escrow.hold_reason
     assert not EscrowTimer.objects.filter(escrow=escrow, action__in=["release", "settle_failed"]).exists()
+    # A conclusive re-evaluation frees the money and clears the hold's reason.
+    escrow_services.escrow_decide(engagement_id=engagement.pk, outcome="passed")
+    escrow.refresh_from_db()
+    assert escrow.status == "funded"
+    assert escrow.hold_reason == ""
+    assert EscrowTimer.objects.filter(escrow=escrow, action="release", status="pending").exists()
 
 
 def test_outbox_payout_books_the_money_leaving(django_capture_on_commit_callbacks):
