@@ -156,8 +156,8 @@ EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(DATA_DIR / "mail"))
 DISPUTE_FILE_MAX_BYTES = env.int("DISPUTE_FILE_MAX_BYTES", default=5 * 1024 * 1024)
 DISPUTE_ANSWER_WINDOW_HOURS = env.int("DISPUTE_ANSWER_WINDOW_HOURS", default=48)
 # A request body read whole (JSON, or a multipart upload sent with an Idempotency-Key,
-# which hashes the body) may be this large: room for a dispute's largest file.
-DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=DISPUTE_FILE_MAX_BYTES + 1024 * 1024)
+# which hashes the body) may be this large: room for a statement's five largest files.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=5 * DISPUTE_FILE_MAX_BYTES + 1024 * 1024)
 
 # --- REST API --------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -13,8 +13,11 @@ import hashlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.utils import timezone
 
 from core.models import IdempotencyRecord
@@ -36,10 +39,29 @@ def _scope(request: HttpRequest) -> str:
 
 
 def _fingerprint(request: HttpRequest) -> str:
+    """What makes two requests "the same": method, path and content.
+
+    A multipart body is compared by its fields and its files' contents, not its
+    bytes: clients choose a new boundary on every send, so a retry's raw body differs.
+    """
     digest = hashlib.sha256()
     digest.update(request.method.encode() if request.method else b"")
     digest.update(b"\0" + request.get_full_path().encode() + b"\0")
-    digest.update(request.body)
+    body = request.body  # read (and capped by DATA_UPLOAD_MAX_MEMORY_SIZE) before any parsing
+    if request.content_type == "multipart/form-data":
+        for name, values in sorted(request.POST.lists()):
+            digest.update(f"field\0{name}\0{len(values)}\0".encode())
+            for value in values:
+                digest.update(value.encode() + b"\0")
+        for name, files in sorted(request.FILES.lists()):
+            for upload in files:
+                content = hashlib.sha256()
+                for chunk in upload.chunks():
+                    content.update(chunk)
+                upload.seek(0)
+                digest.update(f"file\0{name}\0{upload.name}\0{content.hexdigest()}\0".encode())
+    else:
+        digest.update(body)
     return digest.hexdigest()
 
 
@@ -58,7 +80,16 @@ class IdempotencyMiddleware:
         if not key.strip() or len(key) > MAX_KEY_LENGTH:
             return _error(400, f"{HEADER} must be 1 to {MAX_KEY_LENGTH} characters.", "invalid_idempotency_key")
 
-        scope, fingerprint = _scope(request), _fingerprint(request)
+        try:
+            scope, fingerprint = _scope(request), _fingerprint(request)
+        except RequestDataTooBig:
+            return _error(
+                413,
+                f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes.",
+                "request_too_large",
+            )
+        except (MultiPartParserError, TooManyFieldsSent, TooManyFilesSent) as exc:
+            return _error(400, f"The multipart body could not be read: {exc}", "parse_error")
         try:
             with transaction.atomic():
                 record = IdempotencyRecord.objects.create(scope=scope, key=key, fingerprint=fingerprint)

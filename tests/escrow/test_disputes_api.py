@@ -429,3 +429,56 @@ def test_a_large_file_sent_with_an_idempotency_key_is_accepted(media):
     )
     assert response.status_code == 201, response.content
     assert DisputeEvidenceFile.objects.get().size == len(big)
+
+
+def _multipart(boundary: str, fields: dict[str, str], files: list[tuple[str, str, bytes]]) -> bytes:
+    """A multipart body as a real client sends it, with its own boundary."""
+    parts = []
+    for name, value in fields.items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+    for name, filename, content in files:
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        )
+        parts.append(head.encode() + content + b"\r\n")
+    return b"".join(parts) + f"--{boundary}--\r\n".encode()
+
+
+def test_a_multipart_retry_with_a_new_boundary_is_a_replay(media):
+    """Clients pick a new multipart boundary per send; the retry is still the same request."""
+    engagement, _, _ = evaluated_engagement(good=True)
+    client = client_for(engagement.buyer)
+    url = f"/api/v1/engagements/{engagement.pk}/disputes/"
+    statuses = []
+    for boundary in ("----first-boundary-1111", "----second-boundary-2222"):
+        body = _multipart(boundary, {"reason": "See the file."}, [("files", "a.png", PNG)])
+        response = client.generic(
+            "POST", url, body, content_type=f"multipart/form-data; boundary={boundary}", HTTP_IDEMPOTENCY_KEY="mp-1"
+        )
+        statuses.append(response.status_code)
+    assert statuses == [201, 201]
+    assert response["Idempotent-Replayed"] == "true"
+    assert Dispute.objects.count() == 1
+    # Another file under the same key is another request.
+    body = _multipart("----third", {"reason": "See the file."}, [("files", "a.png", PNG + b"x")])
+    response = client.generic(
+        "POST", url, body, content_type="multipart/form-data; boundary=----third", HTTP_IDEMPOTENCY_KEY="mp-1"
+    )
+    assert response.status_code == 422
+
+
+def test_a_body_over_the_cap_with_an_idempotency_key_is_a_json_413(settings, media):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+    engagement, _, _ = evaluated_engagement(good=True)
+    client = client_for(engagement.buyer)
+    big = PNG + b"\0" * (2 * 1024 * 1024)
+    response = client.post(
+        f"/api/v1/engagements/{engagement.pk}/disputes/",
+        {"reason": "Big.", "files": [SimpleUploadedFile("big.png", big)]},
+        format="multipart",
+        HTTP_IDEMPOTENCY_KEY="too-big",
+    )
+    assert response.status_code == 413
+    assert response.json()["code"] == "request_too_large"
+    assert not Dispute.objects.exists()
