@@ -1,5 +1,6 @@
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from core.health import check_broker, check_database
@@ -17,3 +18,10 @@ def healthz(request: HttpRequest) -> JsonResponse:
         "broker": {"ok": broker_ok, "detail": broker_detail},
     }
     return JsonResponse(body, status=200 if ok else 503)
+
+
+@csrf_exempt
+def api_not_found(request: HttpRequest, *args: object, **kwargs: object) -> JsonResponse:
+    """Any path under /api/ that no endpoint matches (an unknown path, or an id that is not
+    a number): JSON like every other API answer, in development as in production."""
+    return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)

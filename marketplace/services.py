@@ -421,6 +421,10 @@ def proposal_accept(*, engagement_id: int, actor: User, proposal_number: int | N
     latest = engagement.proposals.order_by("-number").first()
     if latest is None:  # pragma: no cover - engagement_create always writes proposal 1
         raise Conflict("There is nothing to accept yet.")
+    if proposal_number is not None and not 1 <= proposal_number <= latest.number:
+        raise ValidationFailed(
+            f"proposal: this engagement has no proposal {proposal_number} (the latest is {latest.number})."
+        )
     if proposal_number is not None and proposal_number != latest.number:
         raise Conflict(
             f"Proposal {proposal_number} was superseded by proposal {latest.number}; review and accept the latest.",

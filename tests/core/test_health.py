@@ -45,3 +45,20 @@ def test_api_docs_and_schema_are_served_offline(client):
     # Swagger UI comes from the app's own static files, not a CDN.
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html
     assert "cdn" not in html.lower()
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/api/v1/agents/abc/trust/"),
+        ("get", "/api/v1/disputes/abc/"),
+        ("post", "/api/v1/engagements/abc/disputes/"),
+        ("get", "/api/v1/nonexistent/"),
+        ("delete", "/api/nothing"),
+    ],
+)
+def test_unknown_api_paths_are_json_404s(client, method, path):
+    response = getattr(client, method)(path)
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["detail"] == "Not found."

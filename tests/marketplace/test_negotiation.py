@@ -66,6 +66,19 @@ def test_accepting_a_superseded_proposal_is_a_conflict(engagement, seller, buyer
     assert engagement.pact_version is None
 
 
+@pytest.mark.parametrize("number", [0, 4, 99])
+def test_accepting_a_proposal_that_does_not_exist_is_a_400(engagement, seller, buyer, number):
+    services.proposal_create(
+        engagement_id=engagement.pk, actor=seller, clauses=clauses(), terms=terms(price_minor=7000)
+    )
+    services.proposal_create(engagement_id=engagement.pk, actor=buyer, clauses=clauses(), terms=terms(price_minor=6000))
+    with pytest.raises(ValidationFailed, match="no proposal") as excinfo:
+        services.proposal_accept(engagement_id=engagement.pk, actor=seller, proposal_number=number)
+    assert excinfo.value.status_code == 400
+    engagement.refresh_from_db()
+    assert engagement.status == "negotiating"
+
+
 def test_outsiders_cannot_negotiate(engagement, other_buyer, other_seller):
     for outsider in (other_buyer, other_seller):
         with pytest.raises(NotAllowed):
