@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
@@ -392,3 +393,20 @@ def console_disputes(*, status: str = "") -> QuerySet[Dispute]:
 
 def console_held_count() -> int:
     return held_escrows().count()
+
+
+def disputes_awaiting_answer(*, user: User, now: datetime.datetime | None = None) -> list[Dispute]:
+    """Open disputes that `user` must answer, soonest deadline first: the user is the engagement's
+    party other than the opener (the seller of a buyer's dispute, the buyer of a seller's), and the
+    answer window is still open. One query, with the engagement, its listing and both parties joined."""
+    from django.utils import timezone  # kept local: the module's own imports stay as they are
+
+    now = now or timezone.now()
+    must_answer = Q(opened_by_party=Dispute.Party.BUYER, engagement__listing__seller_id=user.pk) | Q(
+        opened_by_party=Dispute.Party.SELLER, engagement__buyer_id=user.pk
+    )
+    return list(
+        Dispute.objects.filter(must_answer, status=Dispute.Status.OPEN, answer_due_at__gt=now)
+        .select_related("engagement__listing", "engagement__buyer", "opened_by")
+        .order_by("answer_due_at", "id")
+    )

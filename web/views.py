@@ -24,6 +24,7 @@ from rest_framework.exceptions import ValidationError as PactValidationError
 
 from core import services
 from core.errors import DomainError
+from escrow import selectors as escrow_selectors
 from marketplace import selectors
 from marketplace import services as market
 from marketplace.models import AgentListing, AgentToken, Engagement, PactTemplate
@@ -335,7 +336,8 @@ def seller_dashboard(request: HttpRequest) -> HttpResponse:
     if not request.user.is_seller:  # type: ignore[union-attr]
         return _forbidden(request, "The seller dashboard is for seller accounts.")
     dashboard = selectors.seller_dashboard(seller=request.user)  # type: ignore[arg-type]
-    return render(request, "web/seller_dashboard.html", dashboard)
+    disputes_waiting = escrow_selectors.disputes_awaiting_answer(user=request.user)  # type: ignore[arg-type]
+    return render(request, "web/seller_dashboard.html", {**dashboard, "disputes_waiting": disputes_waiting})
 
 
 # --- engagements ------------------------------------------------------------------------------
@@ -347,7 +349,11 @@ def engagement_list(request: HttpRequest) -> HttpResponse:
     form = EngagementFilterForm(request.GET)
     engagements = selectors.engagement_list(user=request.user, status=form.status_filter())  # type: ignore[arg-type]
     page = Paginator(engagements, PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "web/engagement_list.html", {"form": form, "page": page})
+    # Disputes the other side opened against this user: they need an answer before a deadline.
+    disputes_waiting = escrow_selectors.disputes_awaiting_answer(user=request.user)  # type: ignore[arg-type]
+    return render(
+        request, "web/engagement_list.html", {"form": form, "page": page, "disputes_waiting": disputes_waiting}
+    )
 
 
 def _render_engagement(
