@@ -367,7 +367,7 @@ def dispute_open(
     evaluation = _latest_evaluation(engagement.pk)
     if evaluation is None or evaluation.status != Evaluation.Status.DONE:
         raise Conflict("The evaluation is still running; dispute its result once it is in.", code="evaluation_running")
-    if escrow.hold_reason == escrow_services.CHARGEBACK_HOLD_REASON:
+    if escrow.chargeback_open:
         raise Conflict(
             "A card chargeback is open on this payment; the card network decides first.", code="chargeback_open"
         )
@@ -532,9 +532,44 @@ def dispute_withdraw(*, dispute_id: int, actor: User, note: str = "") -> Dispute
     return dispute
 
 
+def disputes_end_for_chargeback(*, escrow: Escrow, reason: str) -> int:
+    """The card network returned the buyer's money: an active dispute on this escrow has
+    nothing left to decide. It ends as withdrawn by the platform (not ruled, so it does not
+    count in the agent's dispute rate). Runs inside the caller's transaction, escrow locked."""
+    ended = 0
+    for dispute in Dispute.objects.select_for_update().filter(escrow=escrow, status__in=Dispute.ACTIVE):
+        dispute.closed_at = timezone.now()
+        dispute.save(update_fields=["closed_at", "updated_at"])
+        _move(dispute, S.WITHDRAWN, actor=None, reason=reason[:300])
+        EscrowTimer.objects.filter(
+            escrow=escrow, status=EscrowTimer.Status.CANCELLED, result=_paused_marker(dispute)
+        ).update(result="chargeback lost")
+        _evidence("dispute.ended", dispute, reason=reason)
+        _notify_on_commit(dispute.pk, "withdrawn")
+        ended += 1
+    return ended
+
+
 def _resume_escrow(escrow: Escrow, dispute: Dispute, actor: User | None) -> None:
     if escrow.status != Escrow.Status.HELD or escrow.hold_reason != hold_reason_for(dispute):
-        return  # held for something else meanwhile (a chargeback): that hold stays
+        return  # held for something else meanwhile: that hold stays
+    if escrow.chargeback_open:
+        # A card chargeback opened during the dispute: the money stays held for it. The paused
+        # timers go back; they do nothing while the escrow is held and apply once the
+        # chargeback closes in our favour (see escrow.services._chargeback_release).
+        escrow.hold_reason = escrow_services.CHARGEBACK_HOLD_REASON
+        escrow.save(update_fields=["hold_reason", "updated_at"])
+        EscrowStatusChange.objects.create(
+            escrow=escrow,
+            from_status=escrow.status,
+            to_status=Escrow.Status.HELD,
+            actor=actor,
+            reason=f"{escrow_services.CHARGEBACK_HOLD_REASON}: dispute #{dispute.pk} withdrawn, the chargeback holds",
+        )
+        EscrowTimer.objects.filter(
+            escrow=escrow, status=EscrowTimer.Status.CANCELLED, result=_paused_marker(dispute)
+        ).update(status=EscrowTimer.Status.PENDING, result="")
+        return
     escrow.hold_reason = ""
     escrow.save(update_fields=["hold_reason", "updated_at"])
     outcome = escrow.evaluation_outcome
@@ -677,7 +712,7 @@ def dispute_rule(
     now = timezone.now()
     settlement = escrow_services._settle(
         escrow,
-        escrow_money.amounts_for_share(escrow.amount_minor, share, escrow.fee_bps),
+        escrow_money.amounts_for_share(escrow_services.settleable_minor(escrow), share, escrow.fee_bps),
         reason=Settlement.Reason.DISPUTE_RULING,
         actor=actor,
         note=f"dispute #{dispute.pk}: {rationale}",
@@ -751,7 +786,7 @@ def escrow_rule_held(
     hold_reason = escrow.hold_reason
     settlement = escrow_services._settle(
         escrow,
-        escrow_money.amounts_for_share(escrow.amount_minor, share, escrow.fee_bps),
+        escrow_money.amounts_for_share(escrow_services.settleable_minor(escrow), share, escrow.fee_bps),
         reason=Settlement.Reason.ADMIN,
         actor=actor,
         note=rationale,

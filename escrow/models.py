@@ -54,6 +54,9 @@ class Escrow(TimeStampedModel):
     charge_reference = models.CharField(max_length=255, blank=True)
     hold_reason = models.CharField(max_length=300, blank=True)
     manual_release_required = models.BooleanField(default=False)
+    # A card chargeback is open on this (unsettled) payment: nothing settles until it closes,
+    # whatever else holds the escrow (a dispute, an inconclusive evaluation).
+    chargeback_open = models.BooleanField(default=False)
     evaluation_outcome = models.CharField(max_length=16, blank=True)
     funded_at = models.DateTimeField(null=True, blank=True)
     settled_at = models.DateTimeField(null=True, blank=True)
@@ -185,6 +188,7 @@ class EscrowTimer(models.Model):
         RELEASE = "release", "Release when the review window lapses"
         SETTLE_FAILED = "settle_failed", "Refund or split when the review window lapses"
         EXPIRE = "expire", "Expire and refund at the delivery deadline"
+        MANUAL_RELEASE_DUE = "manual_release", "Hold for an admin when a manual release is still due"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"

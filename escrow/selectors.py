@@ -21,7 +21,6 @@ from escrow.models import (
     PayoutAccount,
     Settlement,
 )
-from escrow.services import CHARGEBACK_HOLD_REASON
 
 
 def _visible_to(user: User) -> Q:
@@ -260,7 +259,7 @@ def held_escrows() -> QuerySet[Escrow]:
     )
     return (
         Escrow.objects.filter(status=Escrow.Status.HELD)
-        .exclude(hold_reason=CHARGEBACK_HOLD_REASON)
+        .exclude(chargeback_open=True)
         .exclude(disputes__status__in=Dispute.ACTIVE)
         .annotate(held_since=Subquery(held_since))
         .select_related("engagement__buyer", "engagement__listing__seller")
@@ -372,8 +371,9 @@ def escrow_for_case(*, engagement_id: int) -> Escrow | None:
 def ruling_previews(escrow: Escrow) -> list[dict[str, Any]]:
     """What release, an even split and refund would pay, so staff see the money before they rule."""
     rows = []
+    held = ledger.escrow_holding_balance(escrow)  # less any part a card network already returned
     for label, bps in (("Release", 10_000), ("Split 50/50", 5000), ("Refund", 0)):
-        amounts = escrow_money.amounts_for_share(escrow.amount_minor, bps, escrow.fee_bps)
+        amounts = escrow_money.amounts_for_share(held, bps, escrow.fee_bps)
         rows.append(
             {
                 "label": label,

@@ -55,6 +55,9 @@ K = ledger.K
 MAX_OUTBOX_ATTEMPTS = 8
 # The hold reason of an escrow whose card payment is being charged back.
 CHARGEBACK_HOLD_REASON = "card chargeback"
+MANUAL_RELEASE_HOLD_REASON = (
+    "A trust policy requires a manual release and the buyer has not released: an admin decides."
+)
 OUTBOX_BACKOFF_CAP = datetime.timedelta(hours=1)
 
 
@@ -196,6 +199,12 @@ def _review_window(escrow: Escrow) -> datetime.timedelta:
     return datetime.timedelta(hours=terms.get("review_window_hours", 72))
 
 
+def settleable_minor(escrow: Escrow) -> int:
+    """What a settlement of this escrow splits: the money its holding account holds (the
+    escrow amount, less any part a card network already returned to the buyer)."""
+    return ledger.escrow_holding_balance(escrow)
+
+
 @transaction.atomic
 def escrow_decide(*, engagement_id: int, outcome: str) -> Escrow | None:
     """An evaluation finished: schedule the release or refund, or hold for an admin."""
@@ -213,7 +222,7 @@ def escrow_decide(*, engagement_id: int, outcome: str) -> Escrow | None:
     EscrowTimer.objects.filter(escrow=escrow, status=EscrowTimer.Status.PENDING).update(
         status=EscrowTimer.Status.CANCELLED, result=f"superseded by the evaluation ({outcome})"
     )
-    if escrow.hold_reason == CHARGEBACK_HOLD_REASON:
+    if escrow.chargeback_open:
         return escrow  # a card chargeback is open: nothing moves until it closes
     if outcome == "inconclusive":
         if escrow.status == Escrow.Status.FUNDED:
@@ -238,9 +247,12 @@ def escrow_decide(*, engagement_id: int, outcome: str) -> Escrow | None:
                 to_status=escrow.status,
                 reason=("no auto-release: trust policy " + ", ".join(consequences.reasons))[:300],
             )
-        if escrow.manual_release_required:
-            return escrow  # a trust policy demands the buyer (or an admin) releases by hand
-        action = EscrowTimer.Action.RELEASE
+        # A trust policy may demand the buyer (or an admin) releases by hand: no auto-release.
+        # If the buyer has not released when the review window ends, the money is held for
+        # an admin (it reaches the staff console) instead of waiting forever.
+        action = (
+            EscrowTimer.Action.MANUAL_RELEASE_DUE if escrow.manual_release_required else EscrowTimer.Action.RELEASE
+        )
     else:
         action = EscrowTimer.Action.SETTLE_FAILED
     EscrowTimer.objects.update_or_create(
@@ -262,9 +274,12 @@ def _failed_amounts(escrow: Escrow) -> escrow_money.Amounts:
     if terms.get("settlement") == "pro_rata" and results and not critical_failed:
         passed = sum(r.weight for r in results if r.outcome == "passed")
         return escrow_money.pro_rata(
-            escrow.amount_minor, escrow.fee_bps, passed_weight=passed, total_weight=sum(r.weight for r in results)
+            settleable_minor(escrow),
+            escrow.fee_bps,
+            passed_weight=passed,
+            total_weight=sum(r.weight for r in results),
         )
-    return escrow_money.refund(escrow.amount_minor, escrow.fee_bps)
+    return escrow_money.refund(settleable_minor(escrow), escrow.fee_bps)
 
 
 def _settle(
@@ -273,16 +288,19 @@ def _settle(
     """Settle a *locked* escrow: one settlement, one ledger transaction, outbox rows, evidence."""
     if escrow.status not in (Escrow.Status.FUNDED, Escrow.Status.HELD):
         raise Conflict(f"This escrow is {escrow.status}; it cannot be settled.", code="already_settled")
-    if escrow.hold_reason == CHARGEBACK_HOLD_REASON:
+    if escrow.chargeback_open:
         raise Conflict(
             "A card chargeback is open on this payment; it settles when the chargeback closes.", code="chargeback_open"
         )
-    if amounts.seller_gross + amounts.buyer_refund != escrow.amount_minor:  # pragma: no cover - money.py guarantees it
-        raise ValueError("settlement amounts do not add up to the escrow amount")
+    held = settleable_minor(escrow)
+    if held <= 0:
+        raise Conflict("Nothing is left in this escrow to settle.", code="nothing_held")
+    if amounts.seller_gross + amounts.buyer_refund != held:  # pragma: no cover - callers split settleable_minor
+        raise ValueError("settlement amounts do not add up to the money the escrow holds")
     engagement = escrow.engagement
     seller_id = engagement.listing.seller_id
     currency = escrow.currency
-    legs: list[ledger.Leg] = [(ledger.account(K.ESCROW_HOLDING, currency, escrow=escrow), -escrow.amount_minor)]
+    legs: list[ledger.Leg] = [(ledger.account(K.ESCROW_HOLDING, currency, escrow=escrow), -held)]
     if amounts.seller_net:
         legs.append((ledger.account(K.SELLER_PAYABLE, currency, user_id=seller_id), amounts.seller_net))
     if amounts.platform_fee:
@@ -390,7 +408,7 @@ def escrow_release(*, engagement_id: int, actor: User) -> Settlement:
     if engagement.status != Engagement.Status.EVALUATED:
         raise Conflict("The money can be released once the delivery has been evaluated.", code="not_evaluated")
     return _settle(
-        escrow, escrow_money.release(escrow.amount_minor, escrow.fee_bps), reason="buyer_released", actor=actor
+        escrow, escrow_money.release(settleable_minor(escrow), escrow.fee_bps), reason="buyer_released", actor=actor
     )
 
 
@@ -410,7 +428,7 @@ def escrow_settle_share(
     escrow = escrow_lock(escrow_id)
     return _settle(
         escrow,
-        escrow_money.amounts_for_share(escrow.amount_minor, seller_share_bps, escrow.fee_bps),
+        escrow_money.amounts_for_share(settleable_minor(escrow), seller_share_bps, escrow.fee_bps),
         reason=reason,
         actor=actor,
         note=note,
@@ -435,14 +453,22 @@ def escrow_timer_fire(*, timer_id: int, now: datetime.datetime | None = None) ->
         if engagement.status == Engagement.Status.ACTIVE and escrow.status == Escrow.Status.FUNDED:
             marketplace_services.engagement_mark_expired(engagement_id=engagement_id)
             _settle(
-                escrow, escrow_money.refund(escrow.amount_minor, escrow.fee_bps), reason="delivery_expired", actor=None
+                escrow,
+                escrow_money.refund(settleable_minor(escrow), escrow.fee_bps),
+                reason="delivery_expired",
+                actor=None,
             )
             result = "expired: refunded"
     elif escrow.status == Escrow.Status.FUNDED and engagement.status == Engagement.Status.EVALUATED:
-        if timer.action == EscrowTimer.Action.RELEASE:
+        if timer.action == EscrowTimer.Action.MANUAL_RELEASE_DUE:
+            escrow.hold_reason = MANUAL_RELEASE_HOLD_REASON
+            escrow.save(update_fields=["hold_reason", "updated_at"])
+            _move(escrow, Escrow.Status.HELD, reason="review window over; a manual release is required")
+            result = "held for an admin: manual release required"
+        elif timer.action == EscrowTimer.Action.RELEASE:
             _settle(
                 escrow,
-                escrow_money.release(escrow.amount_minor, escrow.fee_bps),
+                escrow_money.release(settleable_minor(escrow), escrow.fee_bps),
                 reason="review_window_lapsed",
                 actor=None,
             )
@@ -1019,28 +1045,45 @@ def _chargeback_evidence(escrow: Escrow, dispute_id: str, effect: str, **extra: 
 
 
 def _chargeback_hold(escrow: Escrow, dispute_id: str) -> str:
-    """Freeze an unsettled escrow while the card network decides (no money moves in our ledger yet)."""
+    """Freeze an unsettled escrow while the card network decides (no money moves in our ledger yet).
+
+    `chargeback_open` blocks every settlement, whatever else holds the escrow; an escrow held
+    already (a dispute, an inconclusive evaluation) keeps its own reason beside it.
+    """
+    if escrow.chargeback_open:
+        return f"escrow {escrow.pk} already held"
     opened = f"{CHARGEBACK_HOLD_REASON} {dispute_id} opened"
+    escrow.chargeback_open = True
     if escrow.status == Escrow.Status.HELD:
-        if escrow.hold_reason == CHARGEBACK_HOLD_REASON or escrow.status_changes.filter(reason=opened).exists():
-            return f"escrow {escrow.pk} already held"
-        # Held already for another reason (an admin decides): keep that reason, note the chargeback.
+        escrow.save(update_fields=["chargeback_open", "updated_at"])
         EscrowStatusChange.objects.create(
             escrow=escrow, from_status=escrow.status, to_status=escrow.status, reason=opened
         )
         _chargeback_evidence(escrow, dispute_id, "noted on a held escrow")
         return f"escrow {escrow.pk} was already held; chargeback noted"
     escrow.hold_reason = CHARGEBACK_HOLD_REASON
-    escrow.save(update_fields=["hold_reason", "updated_at"])
+    escrow.save(update_fields=["chargeback_open", "hold_reason", "updated_at"])
     _move(escrow, Escrow.Status.HELD, reason=opened)
     _chargeback_evidence(escrow, dispute_id, "held")
     return f"escrow {escrow.pk} held: {CHARGEBACK_HOLD_REASON}"
 
 
 def _chargeback_release(escrow: Escrow, dispute_id: str) -> str:
-    """The card network kept the payment with us: lift our hold (never someone else's)."""
-    if escrow.status != Escrow.Status.HELD or escrow.hold_reason != CHARGEBACK_HOLD_REASON:
+    """The card network kept the payment with us: lift the chargeback (never another hold)."""
+    if not escrow.chargeback_open:
         return f"escrow {escrow.pk}: no chargeback hold to release"
+    escrow.chargeback_open = False
+    if escrow.status != Escrow.Status.HELD or escrow.hold_reason != CHARGEBACK_HOLD_REASON:
+        # Held for its own reason too (a dispute, an admin's decision): that hold stays.
+        escrow.save(update_fields=["chargeback_open", "updated_at"])
+        EscrowStatusChange.objects.create(
+            escrow=escrow,
+            from_status=escrow.status,
+            to_status=escrow.status,
+            reason=f"{CHARGEBACK_HOLD_REASON} {dispute_id} closed in our favour",
+        )
+        _chargeback_evidence(escrow, dispute_id, "released; the escrow stays held for its own reason")
+        return f"escrow {escrow.pk}: chargeback closed; still held ({escrow.hold_reason})"
     held_at = (
         escrow.status_changes.filter(to_status=Escrow.Status.HELD, reason__startswith=CHARGEBACK_HOLD_REASON)
         .order_by("-created_at", "-id")
@@ -1048,7 +1091,7 @@ def _chargeback_release(escrow: Escrow, dispute_id: str) -> str:
         .first()
     )
     escrow.hold_reason = ""
-    escrow.save(update_fields=["hold_reason", "updated_at"])
+    escrow.save(update_fields=["chargeback_open", "hold_reason", "updated_at"])
     _move(escrow, Escrow.Status.FUNDED, reason=f"{CHARGEBACK_HOLD_REASON} {dispute_id} closed in our favour")
     if held_at is not None:
         # Timers that came due while the money was frozen did nothing; they apply now.
@@ -1060,42 +1103,55 @@ def _chargeback_release(escrow: Escrow, dispute_id: str) -> str:
 
 
 def _chargeback_return(escrow: Escrow, dispute_id: str, amount: int) -> str:
-    """Lost before settling: the card network gave the buyer the money the escrow held.
+    """Lost before settling: the card network gave the buyer (part of) the money the escrow held.
 
     Ledger: escrow holding -amount, gateway clearing +amount (money out of our Stripe balance,
-    like a refund, but paid by the network). The escrow ends settled with no `Settlement`: nothing
-    is left to decide and no refund may be sent on top.
+    like a refund, but paid by the network). All of it returned: the escrow ends settled with no
+    `Settlement` (nothing is left to decide, no refund may be sent on top) and an open dispute
+    on it ends too (the card network decided it). Part of it: the rest stays held for an admin,
+    who can only settle what is left.
     """
     key = f"dispute:{dispute_id}:returned"
     if LedgerTransaction.objects.filter(idempotency_key=key).exists():
         return f"escrow {escrow.pk}: chargeback already booked"
-    if amount != escrow.amount_minor or ledger.escrow_holding_balance(escrow) != escrow.amount_minor:
+    held = ledger.escrow_holding_balance(escrow)
+    returned = min(amount, held)
+    if returned > 0:
+        ledger.ledger_post(
+            key=key,
+            kind="chargeback",
+            escrow=escrow,
+            memo=f"chargeback {dispute_id} lost: the card network refunded the buyer {returned}",
+            legs=[
+                (ledger.account(K.ESCROW_HOLDING, escrow.currency, escrow=escrow), -returned),
+                (ledger.account(K.GATEWAY_CLEARING, escrow.currency), returned),
+            ],
+        )
+    escrow.chargeback_open = False
+    if returned < held:
         # Part of the payment: the rest must be settled by a person who knows the story.
         if escrow.status == Escrow.Status.FUNDED:
             _move(escrow, Escrow.Status.HELD, reason=f"{CHARGEBACK_HOLD_REASON} {dispute_id} lost in part")
-        escrow.hold_reason = f"{CHARGEBACK_HOLD_REASON} lost for {amount} of {escrow.amount_minor}: an admin settles"
-        escrow.save(update_fields=["hold_reason", "updated_at"])
-        return f"needs an admin: dispute {dispute_id} lost for {amount} of escrow {escrow.pk}'s {escrow.amount_minor}"
-    ledger.ledger_post(
-        key=key,
-        kind="chargeback",
-        escrow=escrow,
-        memo=f"chargeback {dispute_id} lost: the card network refunded the buyer",
-        legs=[
-            (ledger.account(K.ESCROW_HOLDING, escrow.currency, escrow=escrow), -amount),
-            (ledger.account(K.GATEWAY_CLEARING, escrow.currency), amount),
-        ],
-    )
+        escrow.hold_reason = (
+            f"{CHARGEBACK_HOLD_REASON} lost for {returned} of {escrow.amount_minor}: "
+            f"an admin settles the {held - returned} left"
+        )
+        escrow.save(update_fields=["chargeback_open", "hold_reason", "updated_at"])
+        _chargeback_evidence(escrow, dispute_id, "returned in part to the buyer", amount_minor=returned)
+        return f"needs an admin: dispute {dispute_id} lost for {returned} of escrow {escrow.pk}'s {held}"
     escrow.hold_reason = ""
     escrow.settled_at = timezone.now()
-    escrow.save(update_fields=["hold_reason", "settled_at", "updated_at"])
+    escrow.save(update_fields=["chargeback_open", "hold_reason", "settled_at", "updated_at"])
     _move(escrow, Escrow.Status.SETTLED, reason=f"{CHARGEBACK_HOLD_REASON} {dispute_id} lost: the buyer was refunded")
     EscrowTimer.objects.filter(escrow=escrow, status=EscrowTimer.Status.PENDING).update(
         status=EscrowTimer.Status.CANCELLED, result="chargeback lost"
     )
+    from escrow.disputes import disputes_end_for_chargeback
+
+    disputes_end_for_chargeback(escrow=escrow, reason=f"card chargeback {dispute_id} lost: the buyer was refunded")
     if escrow.engagement.status in (Engagement.Status.EVALUATED, Engagement.Status.DISPUTED):
         marketplace_services.engagement_mark_closed(engagement_id=escrow.engagement_id, reason="chargeback lost")
-    _chargeback_evidence(escrow, dispute_id, "returned to the buyer", amount_minor=amount)
+    _chargeback_evidence(escrow, dispute_id, "returned to the buyer", amount_minor=returned)
     return f"escrow {escrow.pk}: chargeback lost, the held money went back to the buyer"
 
 

@@ -18,6 +18,7 @@ import pytest
 from config.celery import app as celery_app
 from escrow import ledger
 from escrow import services as escrow_services
+from escrow.disputes import escrow_rule_held
 from escrow.models import (
     Escrow,
     EscrowStatusChange,
@@ -39,6 +40,7 @@ from tests.escrow.test_stripe import (
     settled,
     stripe_escrow,
 )
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -562,9 +564,19 @@ def test_a_chargeback_lost_for_part_of_the_payment_stays_held_for_an_admin(
 
     funded_escrow.refresh_from_db()
     assert funded_escrow.status == "held"
-    assert "an admin settles" in funded_escrow.hold_reason
-    assert not LedgerTransaction.objects.filter(kind="chargeback").exists()
+    assert funded_escrow.chargeback_open is False
+    assert "an admin settles the 3000 left" in funded_escrow.hold_reason
     assert WebhookEvent.objects.get().result.startswith("needs an admin")
+    # The part the card network returned is booked; only the rest is left to settle.
+    returned = LedgerTransaction.objects.get(kind="chargeback")
+    assert sorted(e.amount_minor for e in returned.entries.all()) == [-2000, 2000]
+    assert ledger.escrow_holding_balance(funded_escrow) == 3000
+    staff = UserFactory.create(is_staff=True)
+    settlement = escrow_rule_held(
+        escrow_id=funded_escrow.pk, actor=staff, outcome="refund", seller_share_bps=None, rationale="Card lost in part."
+    )
+    assert (settlement.buyer_refund_minor, settlement.seller_gross_minor) == (3000, 0)
+    assert ledger.escrow_holding_balance(funded_escrow) == 0
 
 
 def paid_out(escrow: Escrow, share_bps: int) -> Settlement:
