@@ -681,12 +681,20 @@ def ruling_share(outcome: Any, seller_share_bps: Any) -> int:
     return seller_share_bps
 
 
-def dispute_upheld(*, opened_by_party: str, seller_share_bps: int) -> bool:
-    """A buyer's dispute is upheld when the seller gets less than everything; a seller's, when
-    the seller gets anything."""
+def dispute_upheld(*, opened_by_party: str, ruled_seller_gross: int, default_seller_gross: int) -> bool:
+    """Upheld when the ruling moved the money the opener's way compared with what the
+    evaluation's decision would have paid: less to the seller for a buyer's dispute, more for
+    a seller's. A ruling that confirms the decision rejects the dispute."""
     if opened_by_party == Dispute.Party.BUYER:
-        return seller_share_bps < BPS_DENOMINATOR
-    return seller_share_bps > 0
+        return ruled_seller_gross < default_seller_gross
+    return ruled_seller_gross > default_seller_gross
+
+
+def _default_seller_gross(escrow: Escrow) -> int:
+    """What the seller would have been paid (before the fee) had nobody disputed."""
+    if escrow.evaluation_outcome == "passed":
+        return escrow_services.settleable_minor(escrow)
+    return escrow_services._failed_amounts(escrow).seller_gross
 
 
 @transaction.atomic(durable=True)
@@ -710,6 +718,7 @@ def dispute_rule(
     if not dispute.is_active:
         raise Conflict(f"This dispute is {dispute.status}; there is nothing to rule.", code="not_active")
     now = timezone.now()
+    default_gross = _default_seller_gross(escrow)
     settlement = escrow_services._settle(
         escrow,
         escrow_money.amounts_for_share(escrow_services.settleable_minor(escrow), share, escrow.fee_bps),
@@ -717,7 +726,11 @@ def dispute_rule(
         actor=actor,
         note=f"dispute #{dispute.pk}: {rationale}",
     )
-    upheld = dispute_upheld(opened_by_party=dispute.opened_by_party, seller_share_bps=share)
+    upheld = dispute_upheld(
+        opened_by_party=dispute.opened_by_party,
+        ruled_seller_gross=settlement.seller_gross_minor,
+        default_seller_gross=default_gross,
+    )
     dispute.ruling_outcome = outcome
     dispute.seller_share_bps = share
     dispute.rationale = rationale

@@ -250,9 +250,7 @@ def escrow_decide(*, engagement_id: int, outcome: str) -> Escrow | None:
         # A trust policy may demand the buyer (or an admin) releases by hand: no auto-release.
         # If the buyer has not released when the review window ends, the money is held for
         # an admin (it reaches the staff console) instead of waiting forever.
-        action = (
-            EscrowTimer.Action.MANUAL_RELEASE_DUE if escrow.manual_release_required else EscrowTimer.Action.RELEASE
-        )
+        action = EscrowTimer.Action.MANUAL_RELEASE_DUE if escrow.manual_release_required else EscrowTimer.Action.RELEASE
     else:
         action = EscrowTimer.Action.SETTLE_FAILED
     EscrowTimer.objects.update_or_create(
@@ -360,8 +358,9 @@ def _settle(
         marketplace_services.engagement_mark_closed(
             engagement_id=engagement.pk, actor=actor, reason=f"settled: {amounts.outcome}"
         )
-    # One more settled task in the agent's dispute rate (before the evidence lock).
-    trust_services.trust_task_settled(engagement_id=engagement.pk)
+        # A delivered, judged job settled: one more task in the agent's dispute rate (taken
+        # before the evidence lock). Expired or cancelled jobs are not the agent's tasks.
+        trust_services.trust_task_settled(engagement_id=engagement.pk)
     evidence_append(
         kind="settlement",
         subject=f"engagement:{engagement.pk}",

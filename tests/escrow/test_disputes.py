@@ -393,11 +393,22 @@ def test_only_staff_rule():
 
 
 @pytest.mark.parametrize(
-    ("party", "bps", "upheld"),
-    [("buyer", 10_000, False), ("buyer", 9999, True), ("buyer", 0, True), ("seller", 0, False), ("seller", 1, True)],
+    ("party", "ruled", "default", "upheld"),
+    [
+        ("buyer", 5000, 5000, False),  # a passed job released in full anyway
+        ("buyer", 4999, 5000, True),
+        ("buyer", 0, 5000, True),
+        ("buyer", 0, 0, False),  # a failed job refunded in full anyway: nothing was won
+        ("seller", 0, 0, False),
+        ("seller", 1, 0, True),
+        ("seller", 1500, 3000, False),  # a pro-rata job that would have paid more
+        ("seller", 3001, 3000, True),
+    ],
 )
-def test_upheld_means_the_opener_got_something(party, bps, upheld):
-    assert disputes.dispute_upheld(opened_by_party=party, seller_share_bps=bps) is upheld
+def test_upheld_means_the_ruling_moved_money_the_openers_way(party, ruled, default, upheld):
+    assert (
+        disputes.dispute_upheld(opened_by_party=party, ruled_seller_gross=ruled, default_seller_gross=default) is upheld
+    )
 
 
 def test_the_ruling_records_whether_the_dispute_was_upheld(staff):

@@ -12,6 +12,7 @@ from escrow.models import Escrow, EscrowTimer, LedgerEntry, OutboxItem, Settleme
 from marketplace import services as marketplace_services
 from marketplace.models import Engagement
 from tests.escrow.conftest import agreed_engagement, evaluated_engagement, funded_engagement
+from trust.models import SettledTask, TrustRecord
 
 pytestmark = pytest.mark.django_db
 
@@ -102,6 +103,15 @@ def test_an_undelivered_engagement_expires_at_its_deadline_and_refunds():
     assert engagement.status == "expired"
     settlement = Settlement.objects.get(escrow=escrow)
     assert (settlement.outcome, settlement.reason) == ("refund", "delivery_expired")
+    # Never delivered: not one of the agent's tasks in its dispute rate.
+    assert not SettledTask.objects.filter(engagement=engagement).exists()
+
+
+def test_a_judged_job_that_settles_counts_as_a_settled_task():
+    engagement, _escrow, _ = evaluated_engagement(good=True)
+    escrow_services.escrow_release(engagement_id=engagement.pk, actor=engagement.buyer)
+    assert SettledTask.objects.filter(engagement=engagement, listing=engagement.listing).exists()
+    assert TrustRecord.objects.get(listing=engagement.listing, category="").settled_tasks == 1
 
 
 def test_an_inconclusive_evaluation_holds_the_money_for_an_admin():
