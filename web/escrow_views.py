@@ -28,6 +28,7 @@ from escrow import services as escrow_services
 from escrow.models import Escrow
 from marketplace import selectors as market_selectors
 from marketplace.models import Engagement
+from web.forms import ReleaseForm
 
 # Escrow states in which the buyer's money is in (and so was paid).
 _MONEY_IN = (Escrow.Status.FUNDED, Escrow.Status.HELD)
@@ -36,10 +37,13 @@ _MONEY_IN = (Escrow.Status.FUNDED, Escrow.Status.HELD)
 # --- the escrow panel of the engagement page ---------------------------------------------------
 
 
-def escrow_panel_context(engagement: Engagement | int, user: User | None = None) -> dict[str, Any]:
+def escrow_panel_context(
+    engagement: Engagement | int, user: User | None = None, *, release_form: ReleaseForm | None = None
+) -> dict[str, Any]:
     """Context for `web/_escrow_panel.html`, to merge into the engagement page's context.
 
-    Returns `{"escrow_panel": {"escrow", "role", "engagement", "can_fund", "can_release"},
+    Returns `{"escrow_panel": {"escrow", "role", "engagement", "can_fund", "can_release",
+    "evaluation_failed", "release_form"},
     "escrow": <the same report>}`: `escrow` is `escrow_report(...)` or None, `role` is
     "buyer", "seller", "staff" or None. The top-level `escrow` is kept for the page's own
     next-step buttons. A fixed number of queries: `escrow_for_engagement` prefetches the
@@ -56,6 +60,9 @@ def escrow_panel_context(engagement: Engagement | int, user: User | None = None)
     escrow = escrow_selectors.escrow_for_engagement(engagement_id=engagement_id)
     report = escrow_selectors.escrow_report(escrow) if escrow is not None else None
     status = panel_engagement.status if panel_engagement is not None else None
+    # The latest evaluation's decision, as the escrow applied it: releasing after a failed
+    # job takes an explicit confirmation.
+    failed = _evaluation_failed(escrow)
     panel = {
         "escrow": report,
         "role": role,
@@ -68,8 +75,14 @@ def escrow_panel_context(engagement: Engagement | int, user: User | None = None)
         and status == Engagement.Status.EVALUATED
         and report is not None
         and report["status"] in _MONEY_IN,
+        "evaluation_failed": failed,
+        "release_form": release_form or ReleaseForm(failed=failed),
     }
     return {"escrow_panel": panel, "escrow": report}
+
+
+def _evaluation_failed(escrow: Escrow | None) -> bool:
+    return escrow is not None and escrow.evaluation_outcome == "failed"
 
 
 def _panel_role(engagement: Engagement, user: User | None) -> str | None:
@@ -171,7 +184,16 @@ def simulated_checkout(request: HttpRequest, escrow_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def engagement_release(request: HttpRequest, pk: int) -> HttpResponse:
+    """Release now. After a failed evaluation the buyer must confirm (a checkbox) that they know
+    it failed; without it the page is shown again with the error and no money moves."""
     user = _party_or_404(request, pk)
+    escrow = escrow_selectors.escrow_for_engagement(engagement_id=pk)
+    is_buyer = escrow is not None and escrow.engagement.buyer_id == user.pk
+    form = ReleaseForm(request.POST, failed=is_buyer and _evaluation_failed(escrow))
+    if not form.is_valid():
+        from web.views import _render_engagement
+
+        return _render_engagement(request, pk, {"release_form": form}, status=400)
     try:
         settlement = escrow_services.escrow_release(engagement_id=pk, actor=user)
     except DomainError as exc:

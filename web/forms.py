@@ -458,6 +458,28 @@ class CancelForm(ServiceErrorsMixin, forms.Form):
         super().__init__(*args, **kwargs)
 
 
+class ReleaseForm(ServiceErrorsMixin, forms.Form):
+    """Release now. After a failed evaluation the buyer must tick that they know it failed."""
+
+    CONFIRM_LABEL = "I know the job failed and still want to pay the seller"
+    CONFIRM_MISSING = "The judges found this job failed. Tick the box to confirm you still want to pay the seller."
+
+    confirm_failed = forms.BooleanField(label=CONFIRM_LABEL, required=False)
+
+    def __init__(self, *args: Any, failed: bool = False, **kwargs: Any) -> None:
+        kwargs.setdefault("prefix", "release")
+        super().__init__(*args, **kwargs)
+        self.failed = failed
+        if not failed:
+            del self.fields["confirm_failed"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.failed and not cleaned.get("confirm_failed"):
+            self.add_error("confirm_failed", self.CONFIRM_MISSING)
+        return cleaned
+
+
 class DeliverForm(ServiceErrorsMixin, forms.Form):
     output = forms.CharField(widget=forms.Textarea(attrs={"rows": 8}), max_length=200_000)
     output_is_json = forms.BooleanField(

@@ -373,7 +373,11 @@ def _render_engagement(
         "cancel_form": CancelForm(),
         "deliver_form": DeliverForm(),
         **_evaluation_context(pk),
-        **escrow_views.escrow_panel_context(page["engagement"], request.user),  # type: ignore[arg-type]
+        **escrow_views.escrow_panel_context(
+            page["engagement"],
+            request.user,  # type: ignore[arg-type]
+            release_form=(forms or {}).get("release_form"),
+        ),
         **(forms or {}),
     }
     return render(request, "web/engagement_detail.html", context, status=status)

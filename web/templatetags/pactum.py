@@ -27,7 +27,7 @@ _STATUS_BADGES = {
     "agreed": "badge-info",
     "active": "badge-info",
     "delivered": "badge-info",
-    "evaluated": "badge-ok",
+    "evaluated": "badge-info",  # neutral: the evaluation's outcome (passed or failed) decides the colour
     "closed": "badge-ok",
     "disputed": "badge-bad",
     "cancelled": "",
