@@ -85,6 +85,8 @@ def dispute_panel_context(context: Any) -> dict[str, Any]:
         t for t in escrow.get("timers", []) if t["status"] == "pending" and t["action"] in ("release", "settle_failed")
     ]
     open_form = context.get("dispute_open_form")
+    answer_form = context.get("dispute_answer_form")
+    withdraw_form = context.get("dispute_withdraw_form")
     can_open = bool(
         role in ("buyer", "seller")
         and engagement.status == Engagement.Status.EVALUATED
@@ -108,10 +110,36 @@ def dispute_panel_context(context: Any) -> dict[str, Any]:
         ),
         "can_withdraw": bool(active and dispute is not None and user.pk == dispute.opened_by_id),
         "open_form": open_form or DisputeOpenForm(),
-        "answer_form": context.get("dispute_answer_form") or DisputeAnswerForm(),
-        "withdraw_form": context.get("dispute_withdraw_form") or DisputeWithdrawForm(),
+        "answer_form": answer_form or DisputeAnswerForm(),
+        "withdraw_form": withdraw_form or DisputeWithdrawForm(),
+        **_error_summary(
+            (open_form, "Your dispute was not opened."),
+            (answer_form, "Your answer was not sent."),
+            (withdraw_form, "The dispute was not withdrawn."),
+        ),
         "is_staff": getattr(user, "is_staff", False),
     }
+
+
+def _error_summary(*candidates: tuple[Any, str]) -> dict[str, Any]:
+    """The rejected form's errors for the summary at the top of the panel: each with the id of
+    its field (to link to it) and its label; errors of the whole form have no field."""
+    for form, title in candidates:
+        if form is None or not form.is_bound or not form.errors:
+            continue
+        errors = []
+        for name, messages_ in form.errors.items():
+            field = form[name] if name != "__all__" else None
+            for message in messages_:
+                errors.append(
+                    {
+                        "id": field.id_for_label if field is not None else "",
+                        "label": field.label if field is not None else "",
+                        "message": message,
+                    }
+                )
+        return {"error_title": title, "errors": errors}
+    return {"error_title": "", "errors": []}
 
 
 # --- writes ------------------------------------------------------------------------------------------
