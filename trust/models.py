@@ -417,6 +417,9 @@ class EscalationEvent(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     resolution_note = models.TextField(blank=True)
+    # Staff resolved it while the threshold was still crossed (an override): the policy does
+    # not fire again for this agent until it has more evidence than this.
+    evidence_at_override = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at", "id"]

@@ -12,7 +12,9 @@ policy's action takes effect:
 
 An event stays open (and its consequence in force) until the agent's figure is
 back on the right side of the threshold (the event then resolves itself as
-"recovered") or staff resolve it. A suspension only ends by staff: a hidden agent
+"recovered") or staff resolve it. Staff resolving an event whose threshold is
+still crossed is an override: that policy stays quiet for the agent until more
+evidence (judged jobs, or settled tasks for dispute metrics) arrives. A suspension only ends by staff: a hidden agent
 gets no new evidence to recover with; resolving it publishes the listing again.
 While an event is open the same policy does not fire again for that agent.
 """
@@ -22,7 +24,7 @@ from __future__ import annotations
 import datetime
 import logging
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -97,11 +99,12 @@ def policies_apply(*, listing_id: int, now: datetime.datetime | None = None) -> 
             listing_id=listing_id, status=EscalationEvent.Status.OPEN
         ).select_related("policy")
     }
+    overrides = overrides_in_force(listing_id=listing_id, record=record)
     events = []
     for policy in TrustPolicy.objects.filter(active=True).order_by("pk"):
         value = crossed(policy, record, now)
         event = open_events.get(policy.pk)
-        if event is None and value is not None:
+        if event is None and value is not None and policy.pk not in overrides:
             events.append(_escalate(policy, listing_id, value))
         elif event is not None and value is None and policy.action != TrustPolicy.Action.SUSPEND_LISTING:
             # The agent is back on the right side of the threshold: the consequence ends on its
@@ -111,16 +114,48 @@ def policies_apply(*, listing_id: int, now: datetime.datetime | None = None) -> 
     return events
 
 
+def _evidence_for(policy_metric: str, record: TrustRecord) -> int:
+    return record.settled_tasks if policy_metric in DISPUTE_METRICS else record.evidence_count
+
+
+def overrides_in_force(*, listing_id: int, record: TrustRecord) -> set[int]:
+    """Policies staff overrode for this agent that wait for new evidence before firing again."""
+    return overrides_among(EscalationEvent.objects.filter(listing_id=listing_id), record)
+
+
+def overrides_among(events: Iterable[EscalationEvent], record: TrustRecord) -> set[int]:
+    latest: dict[int, EscalationEvent] = {}
+    for event in sorted(events, key=lambda e: (e.created_at, e.pk)):
+        if event.status == EscalationEvent.Status.RESOLVED:
+            latest[event.policy_id] = event
+    return {
+        policy_id
+        for policy_id, event in latest.items()
+        if event.evidence_at_override is not None and _evidence_for(event.metric, record) <= event.evidence_at_override
+    }
+
+
 def _fmt(value: float | None) -> str:
     return "unmeasured" if value is None else f"{value:.4g}"
 
 
-def _close(event: EscalationEvent, *, actor: User | None, note: str) -> None:
+def _close(event: EscalationEvent, *, actor: User | None, note: str, evidence_at_override: int | None = None) -> bool:
+    """Resolve an open event once (a staff resolution and a recovery may race: one wins)."""
+    now = timezone.now()
+    closed = EscalationEvent.objects.filter(pk=event.pk, status=EscalationEvent.Status.OPEN).update(
+        status=EscalationEvent.Status.RESOLVED,
+        resolved_at=now,
+        resolved_by=actor,
+        resolution_note=note[:2000],
+        evidence_at_override=evidence_at_override,
+    )
+    if not closed:
+        return False
     event.status = EscalationEvent.Status.RESOLVED
-    event.resolved_at = timezone.now()
+    event.resolved_at = now
     event.resolved_by = actor
     event.resolution_note = note[:2000]
-    event.save()
+    event.evidence_at_override = evidence_at_override
     if event.action == TrustPolicy.Action.SUSPEND_LISTING:
         still_suspended = EscalationEvent.objects.filter(
             listing_id=event.listing_id, status=EscalationEvent.Status.OPEN, action=TrustPolicy.Action.SUSPEND_LISTING
@@ -136,8 +171,10 @@ def _close(event: EscalationEvent, *, actor: User | None, note: str) -> None:
             "policy": event.policy_id,
             "by": actor.username if actor else "policy (recovered)",
             "note": event.resolution_note,
+            "override": evidence_at_override is not None,
         },
     )
+    return True
 
 
 def _escalate(policy: TrustPolicy, listing_id: int, value: float) -> EscalationEvent:
@@ -181,10 +218,16 @@ def escalation_resolve(*, event_id: int, actor: User, note: str) -> EscalationEv
     note = (note or "").strip()
     if not note:
         raise ValidationFailed("note: say why the escalation is resolved.")
-    event = EscalationEvent.objects.select_for_update().get(pk=event_id)
+    event = EscalationEvent.objects.select_for_update().select_related("policy").get(pk=event_id)
     if event.status != EscalationEvent.Status.OPEN:
         raise Conflict("This escalation is already resolved.", code="already_resolved")
-    _close(event, actor=actor, note=note)
+    # Resolving while the agent is still across the threshold is an override: the policy
+    # stays quiet for this agent until new evidence arrives, instead of firing again tonight.
+    record = TrustRecord.objects.filter(listing_id=event.listing_id, category=TrustRecord.ALL).first()
+    override = None
+    if record is not None and crossed(event.policy, record, timezone.now()) is not None:
+        override = _evidence_for(event.metric, record)
+    _close(event, actor=actor, note=note, evidence_at_override=override)
     return event
 
 

@@ -22,7 +22,7 @@ from trust.models import (
     TrustPolicy,
     TrustRecord,
 )
-from trust.policies import Consequences, applies, consequences_for, metric_value
+from trust.policies import Consequences, applies, consequences_for, crossed, metric_value, overrides_among
 from trust.scoring import benchmark_fit, beta_interval, wilson_interval
 
 
@@ -342,8 +342,17 @@ def trust_report(*, listing: AgentListing, category: str = "", now: datetime.dat
     report["escalations"] = [_escalation(e) for e in events]
     overall = records.get(TrustRecord.ALL)
     report["policies"] = []
+    overridden = overrides_among(events, overall) if overall else set()
     for policy in TrustPolicy.objects.filter(active=True).order_by("name"):
         value = metric_value(policy.metric, overall, now) if overall else None
+        is_open = any(e.policy_id == policy.pk for e in open_events)
+        is_crossed = overall is not None and crossed(policy, overall, now) is not None
+        if is_open:
+            state = "triggered"
+        elif is_crossed:
+            state = "overridden" if policy.pk in overridden else "crossed"
+        else:
+            state = "clear" if overall is not None and applies(policy, overall) else "not_applicable"
         report["policies"].append(
             {
                 "name": policy.name,
@@ -354,7 +363,10 @@ def trust_report(*, listing: AgentListing, category: str = "", now: datetime.dat
                 "action": policy.action,
                 "applies": bool(overall and applies(policy, overall)),
                 "value": round(value, 4) if value is not None else None,
-                "open": any(e.policy_id == policy.pk for e in open_events),
+                "open": is_open,
+                # triggered (an open escalation), overridden (crossed, but staff resolved it and
+                # it waits for new evidence), crossed (fires at the next update), clear, not_applicable
+                "state": state,
             }
         )
     return report

@@ -151,7 +151,7 @@ def test_a_policy_waits_for_enough_evidence(staff):
     assert selectors.trust_summaries(listing_ids=[engagement.listing_id])[engagement.listing_id]["flagged"] is False
 
 
-def test_an_open_escalation_is_not_repeated_and_fires_again_after_resolution(staff):
+def test_an_open_escalation_is_not_repeated_and_fires_again_on_new_evidence(staff):
     policy(staff, action="flag_listing")
     engagement, _, _ = evaluated_engagement(good=True)
     assert policies.policies_apply(listing_id=engagement.listing_id) == []
@@ -159,8 +159,12 @@ def test_an_open_escalation_is_not_repeated_and_fires_again_after_resolution(sta
     services.escalation_resolve(event_id=event.pk, actor=staff, note="Looked at it.")
     with pytest.raises(Conflict):
         services.escalation_resolve(event_id=event.pk, actor=staff, note="Again.")
-    again = policies.policies_apply(listing_id=engagement.listing_id)
-    assert len(again) == 1
+    assert policies.policies_apply(listing_id=engagement.listing_id) == []  # the override holds
+    second, deliverable = delivered_job(engagement.listing, engagement.template)
+    at = timezone.now()
+    metrics.trust_record_evaluation(
+        evaluation=judged(second, deliverable, round=1, outcome="passed", compliance=1.0, at=at), now=at
+    )
     assert EscalationEvent.objects.filter(status="open").count() == 1
 
 
@@ -238,3 +242,45 @@ def test_a_suspension_waits_for_staff_even_after_recovery(staff):
     assert EscalationEvent.objects.get(listing=listing).status == "open"
     listing.refresh_from_db()
     assert listing.status == "suspended"
+
+
+def test_a_staff_override_holds_until_new_evidence(staff, api_client):
+    policy(staff, action="suspend_listing", threshold=0.4, min_evidence=3)
+    listing, template = make_listing()
+    waiting = delivered_job(listing, template)  # opened before the suspension
+    history(listing, template, [0.0, 0.0, 0.0], start=T0, step_days=1)
+    event = EscalationEvent.objects.get(listing=listing)
+    services.escalation_resolve(event_id=event.pk, actor=staff, note="Seller shipped a fix; give it a chance.")
+    event.refresh_from_db()
+    assert event.evidence_at_override == 3
+    listing.refresh_from_db()
+    assert listing.status == "published"
+    # The nightly refresh and settlements do not undo the override.
+    metrics.trust_refresh(listing_id=listing.pk)
+    services.trust_task_settled(engagement_id=waiting[0].pk)
+    listing.refresh_from_db()
+    assert listing.status == "published"
+    assert not EscalationEvent.objects.filter(listing=listing, status="open").exists()
+    report = api_client.get(f"/api/v1/agents/{listing.pk}/trust/").json()
+    assert [p["state"] for p in report["policies"]] == ["overridden"]
+    # New evidence that still misses the pact: the policy fires again.
+    at = T0 + datetime.timedelta(days=10)
+    metrics.trust_record_evaluation(
+        evaluation=judged(*waiting, round=1, outcome="failed", compliance=0.0, at=at), now=at
+    )
+    listing.refresh_from_db()
+    assert listing.status == "suspended"
+    assert EscalationEvent.objects.filter(listing=listing, status="open").count() == 1
+
+
+def test_resolving_a_recovered_agent_is_no_override(staff):
+    rule = policy(staff, action="flag_listing", threshold=0.4, min_evidence=3)
+    listing, template = make_listing()
+    history(listing, template, [0.0, 0.0, 0.0], start=T0, step_days=1)
+    event = EscalationEvent.objects.get(listing=listing, policy=rule)
+    # Recovery and a staff resolution race for the same event: exactly one closes it.
+    assert policies._close(event, actor=None, note="recovered: test") is True
+    assert policies._close(event, actor=staff, note="late") is False
+    event.refresh_from_db()
+    assert (event.resolved_by, event.resolution_note, event.evidence_at_override) == (None, "recovered: test", None)
+    assert EvidenceRecord.objects.filter(kind="trust.escalation_resolved").count() == 1
