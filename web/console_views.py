@@ -32,6 +32,7 @@ from marketplace import selectors as market_selectors
 from marketplace.models import Engagement
 from trust import selectors as trust_selectors
 from trust import services as trust_services
+from trust.models import TrustPolicy
 from web.dispute_forms import RulingForm
 
 PAGE_SIZE = 25
@@ -101,12 +102,22 @@ def _escalation_item(x: Any) -> dict[str, Any]:
         "status": x.status,
         "status_label": x.get_status_display(),
         "title": f"Escalation #{x.pk} · {x.listing.name}",
-        "summary": f"{x.metric} {x.metric_value:.3g} ({x.comparator} {x.threshold:g}) → {x.action_label}",
+        "summary": _escalation_summary(x),
         "amount_minor": None,
         "currency": "",
         "due": None,
         "policy": x.policy,
     }
+
+
+def _escalation_summary(x: Any) -> str:
+    """An escalation in words (the row names its policy): what was measured against the policy's
+    threshold, and what the policy does."""
+    metric = TrustPolicy.Metric(x.metric).label if x.metric in TrustPolicy.Metric.values else x.metric
+    comparator = (
+        TrustPolicy.Comparator(x.comparator).label if x.comparator in TrustPolicy.Comparator.values else x.comparator
+    )
+    return f"{metric} is {x.metric_value:.3g} (triggers at {comparator} {x.threshold:g}) → {x.action_label}"
 
 
 def _sources(kind: str, status: str) -> list[tuple[Any, Callable[[Any], dict[str, Any]]]]:
