@@ -19,6 +19,9 @@ from marketplace import services
 from tests.factories import UserFactory
 from tests.trust.conftest import active_engagement, deliver
 from tests.trust.test_pipeline import run_all
+from tests.trust.test_trust_record import T0
+from tests.trust.test_trust_record import history as judged_history
+from tests.trust.test_trust_record import make_listing as trust_listing
 from tests.web.conftest import client_for
 from tests.web.helpers import make_listing
 from trust import metrics, policies
@@ -500,3 +503,25 @@ def test_the_interval_bar_draws_the_band_and_the_mean_on_a_zero_to_one_track():
 
 def test_the_history_plot_draws_nothing_without_points():
     assert history_plot([]) == ""
+
+
+def test_the_trust_page_shows_a_staff_override(client):
+    staff = UserFactory.create(is_staff=True)
+    TrustPolicy.objects.create(
+        name="Weak agents are flagged",
+        metric="compliance_lower",
+        comparator="lt",
+        threshold=0.5,
+        action="flag_listing",
+        min_evidence=3,
+        owner=staff,
+        next_review_at=timezone.now(),
+    )
+    listing, template = trust_listing()
+    judged_history(listing, template, [0.0, 0.0, 0.0], start=T0, step_days=1)
+    page = client.get(f"/agents/{listing.slug}/trust/").content.decode()
+    assert "triggered" in page
+    event = EscalationEvent.objects.get(listing=listing)
+    trust_services.escalation_resolve(event_id=event.pk, actor=staff, note="Reviewed; the seller fixed it.")
+    page = client.get(f"/agents/{listing.slug}/trust/").content.decode()
+    assert "overridden by staff" in page
