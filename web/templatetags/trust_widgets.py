@@ -183,18 +183,21 @@ def history_plot(history: list[dict[str, Any]], name: str = "") -> SafeString:
     )
     parts: list[str] = []
     # Horizontal grid and y labels.
+    # The quarter ticks are "minor": the stylesheet hides their labels on narrow screens, where the
+    # labels are drawn larger (in viewBox units) to stay legible.
     for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
         y = _y(tick)
         parts.append(
             format_html(
                 '<line class="hp-grid" x1="{}" x2="{}" y1="{y}" y2="{y}"/>'
-                '<text class="hp-label" x="{}" y="{ty}" text-anchor="end">{}</text>',
+                '<text class="{cls}" x="{}" y="{ty}" text-anchor="end">{}</text>',
                 PAD_L,
                 PLOT_W - PAD_R,
                 PAD_L - 6,
                 pct(tick, 0),
                 y=y,
                 ty=round(y + 4, 1),
+                cls="hp-label hp-minor" if tick in (0.25, 0.75) else "hp-label",
             )
         )
     # X labels: first and last day, and the middle one when there is room.
@@ -205,7 +208,8 @@ def history_plot(history: list[dict[str, Any]], name: str = "") -> SafeString:
         anchor = "middle" if len(label_days) == 1 else ("start" if i == 0 else "end" if day == days[-1] else "middle")
         parts.append(
             format_html(
-                '<text class="hp-label" x="{}" y="{}" text-anchor="{}">{}</text>',
+                '<text class="{}" x="{}" y="{}" text-anchor="{}">{}</text>',
+                "hp-label hp-minor" if anchor == "middle" and len(label_days) > 1 else "hp-label",
                 x(day),
                 PLOT_H - PAD_B + 18,
                 anchor,
