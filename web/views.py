@@ -143,9 +143,17 @@ def agent_detail(request: HttpRequest, slug: str) -> HttpResponse:
     return _render_agent_detail(request, _listing_or_404(request, slug))
 
 
-@login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def agent_hire(request: HttpRequest, slug: str) -> HttpResponse:
+    """POST opens an engagement; a GET (a bookmarked or reloaded URL) goes to the agent's page,
+    where the hire form lives."""
+    if request.method == "GET":
+        return redirect(reverse("web:agent-detail", kwargs={"slug": slug}) + "#hire")
+    return _agent_hire(request, slug)
+
+
+@login_required
+def _agent_hire(request: HttpRequest, slug: str) -> HttpResponse:
     listing = _listing_or_404(request, slug)
     form = HireForm(request.POST, templates=_hireable_templates(listing), categories=listing.categories)
     if not form.is_valid():
