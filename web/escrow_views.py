@@ -217,7 +217,14 @@ def payouts(request: HttpRequest) -> HttpResponse:
     if not user.is_seller:
         return _forbidden(request, "Payouts are for seller accounts.")
     payout = escrow_selectors.seller_payouts(seller=user)
-    return render(request, "web/payouts.html", {**payout, "totals": _payout_totals(payout["settlements"])})
+    context = {
+        **payout,
+        "totals": _payout_totals(payout["settlements"]),
+        # The local gateway pays out to a simulated account whatever the seller connected:
+        # there is nothing to connect, and payouts are always enabled.
+        "simulated": settings.PAYMENT_GATEWAY == "local",
+    }
+    return render(request, "web/payouts.html", context)
 
 
 def _payout_totals(settlements: Iterable[dict[str, Any]]) -> list[tuple[str, dict[str, int]]]:
