@@ -77,7 +77,11 @@ def dispute_panel_context(context: Any) -> dict[str, Any]:
     role = context.get("role")
     escrow = context.get("escrow") or {}
     evaluation = context.get("evaluation") or {}
-    dispute = escrow_selectors.dispute_for_engagement(engagement_id=engagement.pk)
+    # The engagement page reads the dispute once for its next step, its escrow panel and this panel.
+    if "engagement_dispute" in context:
+        dispute = context["engagement_dispute"]
+    else:
+        dispute = escrow_selectors.dispute_for_engagement(engagement_id=engagement.pk)
     report = escrow_selectors.dispute_report(dispute) if dispute is not None else None
     active = dispute is not None and dispute.is_active
     outcome = evaluation.get("outcome")
@@ -168,7 +172,7 @@ def dispute_open(request: HttpRequest, pk: int) -> HttpResponse:
                 request,
                 pk,
                 f"Dispute #{dispute.pk} is open: the money is held, and the other side may answer "
-                f"until {dispute.answer_due_at:%d %b %H:%M} UTC. An admin rules after that.",
+                f"until {dispute.answer_due_at:%d %b %H:%M} UTC. Then Pactum staff rule on it.",
             )
     return _engagement_page(request, pk, {"dispute_open_form": form}, status)
 
@@ -191,7 +195,9 @@ def dispute_answer(request: HttpRequest, pk: int) -> HttpResponse:
             form.add_service_error(exc)
             status = exc.status_code
         else:
-            return _done(request, engagement_id, "Your answer is on file; an admin rules next.")
+            return _done(
+                request, engagement_id, "Your answer is on file: the dispute is with Pactum staff for a ruling."
+            )
     return _engagement_page(request, engagement_id, {"dispute_answer_form": form}, status)
 
 

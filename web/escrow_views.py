@@ -25,7 +25,7 @@ from core.models import User
 from core.money import format_minor
 from escrow import selectors as escrow_selectors
 from escrow import services as escrow_services
-from escrow.models import Escrow
+from escrow.models import Dispute, Escrow
 from marketplace import selectors as market_selectors
 from marketplace.models import Engagement
 from web.forms import ReleaseForm
@@ -37,8 +37,15 @@ _MONEY_IN = (Escrow.Status.FUNDED, Escrow.Status.HELD)
 # --- the escrow panel of the engagement page ---------------------------------------------------
 
 
+_UNREAD: Any = object()
+
+
 def escrow_panel_context(
-    engagement: Engagement | int, user: User | None = None, *, release_form: ReleaseForm | None = None
+    engagement: Engagement | int,
+    user: User | None = None,
+    *,
+    release_form: ReleaseForm | None = None,
+    dispute: Dispute | None = _UNREAD,
 ) -> dict[str, Any]:
     """Context for `web/_escrow_panel.html`, to merge into the engagement page's context.
 
@@ -63,6 +70,10 @@ def escrow_panel_context(
     # The latest evaluation's decision, as the escrow applied it: releasing after a failed
     # job takes an explicit confirmation.
     failed = _evaluation_failed(escrow)
+    if dispute is _UNREAD:
+        # Only a held escrow words its hold by the dispute (the engagement page passes the one it read).
+        held = escrow is not None and escrow.status == Escrow.Status.HELD
+        dispute = escrow_selectors.dispute_for_engagement(engagement_id=engagement_id) if held else None
     panel = {
         "escrow": report,
         "role": role,
@@ -77,6 +88,7 @@ def escrow_panel_context(
         and report["status"] in _MONEY_IN,
         "evaluation_failed": failed,
         "release_form": release_form or ReleaseForm(failed=failed),
+        "dispute": dispute,
     }
     return {"escrow_panel": panel, "escrow": report}
 

@@ -372,8 +372,11 @@ def _render_engagement(
     except Engagement.DoesNotExist as exc:
         raise Http404("No such engagement.") from exc
     latest = page["latest_proposal"]
+    # Read once: the next step, the escrow panel and the dispute panel all word it.
+    dispute = escrow_selectors.dispute_for_engagement(engagement_id=pk)
     context: dict[str, Any] = {
         **page,
+        "engagement_dispute": dispute,
         "accept_form": AcceptForm(initial={"proposal": latest.number if latest else None}),
         "proposal_form": ProposalForm(initial=ProposalForm.initial_for(latest.clauses, latest.terms))
         if latest
@@ -385,6 +388,7 @@ def _render_engagement(
             page["engagement"],
             request.user,  # type: ignore[arg-type]
             release_form=(forms or {}).get("release_form"),
+            dispute=dispute,
         ),
         **(forms or {}),
     }
