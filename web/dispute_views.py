@@ -86,7 +86,9 @@ def dispute_panel_context(context: Any) -> dict[str, Any]:
     active = dispute is not None and dispute.is_active
     outcome = evaluation.get("outcome")
     scheduled = [
-        t for t in escrow.get("timers", []) if t["status"] == "pending" and t["action"] in ("release", "settle_failed")
+        t
+        for t in escrow.get("timers", [])
+        if t["status"] == "pending" and t["action"] in ("release", "settle_failed", "manual_release")
     ]
     open_form = context.get("dispute_open_form")
     answer_form = context.get("dispute_answer_form")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -431,7 +432,7 @@ def test_a_large_file_sent_with_an_idempotency_key_is_accepted(media):
     assert DisputeEvidenceFile.objects.get().size == len(big)
 
 
-def _multipart(boundary: str, fields: dict[str, str], files: list[tuple[str, str, bytes]]) -> bytes:
+def _multipart(boundary: str, fields: dict[str, str], files: list[tuple[str, str, bytes]]) -> Any:
     """A multipart body as a real client sends it, with its own boundary."""
     parts = []
     for name, value in fields.items():
