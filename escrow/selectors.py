@@ -410,3 +410,15 @@ def disputes_awaiting_answer(*, user: User, now: datetime.datetime | None = None
         .select_related("engagement__listing", "engagement__buyer", "opened_by")
         .order_by("answer_due_at", "id")
     )
+
+
+def escrow_engagement_id(*, escrow_id: int) -> int | None:
+    """The engagement of an escrow, or None when there is no such escrow."""
+    return Escrow.objects.filter(pk=escrow_id).values_list("engagement_id", flat=True).first()
+
+
+def dispute_engagement_id(*, user: User, dispute_id: int) -> int | None:
+    """The engagement of a dispute this user may see (a party or staff), else None."""
+    return (
+        Dispute.objects.filter(dispute_visible_to(user), pk=dispute_id).values_list("engagement_id", flat=True).first()
+    )

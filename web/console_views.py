@@ -278,18 +278,18 @@ def dispute_reevaluate(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("console:dispute", pk=pk)
 
 
-def _held_or_404(escrow_id: int) -> Escrow:
-    escrow = Escrow.objects.filter(pk=escrow_id).only("id", "engagement_id").first()
-    if escrow is None:
+def _held_or_404(escrow_id: int) -> int:
+    """The engagement of the escrow (404 when there is no such escrow)."""
+    engagement_id = escrow_selectors.escrow_engagement_id(escrow_id=escrow_id)
+    if engagement_id is None:
         raise Http404("No such escrow.")
-    return escrow
+    return engagement_id
 
 
 def _render_held_case(
     request: HttpRequest, escrow_id: int, form: RulingForm | None = None, status: int = 200
 ) -> HttpResponse:
-    escrow = _held_or_404(escrow_id)
-    context = _case_context(request, escrow.engagement_id)
+    context = _case_context(request, _held_or_404(escrow_id))
     report = context["escrow"]
     context.update(
         {

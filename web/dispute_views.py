@@ -44,11 +44,7 @@ def _party_or_404(request: HttpRequest, engagement_id: int) -> User:
 
 def _dispute_engagement_or_404(request: HttpRequest, dispute_id: int) -> int:
     user = _user(request)
-    engagement_id = (
-        Dispute.objects.filter(escrow_selectors.dispute_visible_to(user), pk=dispute_id)
-        .values_list("engagement_id", flat=True)
-        .first()
-    )
+    engagement_id = escrow_selectors.dispute_engagement_id(user=user, dispute_id=dispute_id)
     if engagement_id is None:
         raise Http404("No such dispute.")
     return engagement_id
