@@ -48,7 +48,8 @@ def _fingerprint(request: HttpRequest) -> str:
     digest.update(request.method.encode() if request.method else b"")
     digest.update(b"\0" + request.get_full_path().encode() + b"\0")
     body = request.body  # read (and capped by DATA_UPLOAD_MAX_MEMORY_SIZE) before any parsing
-    if request.content_type == "multipart/form-data":
+    # Django parses a multipart body into request.POST for POST only; other methods hash the bytes.
+    if request.content_type == "multipart/form-data" and request.method == "POST":
         for name, values in sorted(request.POST.lists()):
             digest.update(f"field\0{name}\0{len(values)}\0".encode())
             for value in values:

@@ -1,4 +1,5 @@
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
+from django.urls import Resolver404, resolve
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
@@ -21,7 +22,25 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 @csrf_exempt
-def api_not_found(request: HttpRequest, *args: object, **kwargs: object) -> JsonResponse:
+def api_not_found(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
     """Any path under /api/ that no endpoint matches (an unknown path, or an id that is not
-    a number): JSON like every other API answer, in development as in production."""
+    a number): JSON like every other API answer, in development as in production.
+
+    A path that only lacks its trailing slash is redirected for GET and HEAD (what
+    APPEND_SLASH did before this catch-all); other methods are told the right path.
+    """
+    path = request.path_info
+    if not path.endswith("/"):
+        try:
+            match = resolve(path + "/")
+        except Resolver404:
+            match = None
+        if match is not None and match.func is not api_not_found:
+            if request.method in ("GET", "HEAD"):
+                query = request.META.get("QUERY_STRING", "")
+                return HttpResponsePermanentRedirect(request.path + "/" + (f"?{query}" if query else ""))
+            return JsonResponse(
+                {"detail": f"Not found. The endpoint is {request.path}/ (with a trailing slash).", "code": "not_found"},
+                status=404,
+            )
     return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)

@@ -296,7 +296,11 @@ def dispute_window_closes_at(escrow: Escrow, evaluation: Evaluation) -> datetime
         EscrowTimer.objects.filter(
             escrow=escrow,
             status=EscrowTimer.Status.PENDING,
-            action__in=[EscrowTimer.Action.RELEASE, EscrowTimer.Action.SETTLE_FAILED],
+            action__in=[
+                EscrowTimer.Action.RELEASE,
+                EscrowTimer.Action.SETTLE_FAILED,
+                EscrowTimer.Action.MANUAL_RELEASE_DUE,
+            ],
         )
         .order_by("-due_at")
         .values_list("due_at", flat=True)
@@ -566,9 +570,12 @@ def _resume_escrow(escrow: Escrow, dispute: Dispute, actor: User | None) -> None
             actor=actor,
             reason=f"{escrow_services.CHARGEBACK_HOLD_REASON}: dispute #{dispute.pk} withdrawn, the chargeback holds",
         )
-        EscrowTimer.objects.filter(
-            escrow=escrow, status=EscrowTimer.Status.CANCELLED, result=_paused_marker(dispute)
-        ).update(status=EscrowTimer.Status.PENDING, result="")
+        if escrow.evaluation_outcome == dispute.evaluation_outcome:
+            EscrowTimer.objects.filter(
+                escrow=escrow, status=EscrowTimer.Status.CANCELLED, result=_paused_marker(dispute)
+            ).update(status=EscrowTimer.Status.PENDING, result="")
+        # else a re-evaluation changed the outcome: the escrow decides on it when the chargeback
+        # closes in our favour (escrow.services._chargeback_release).
         return
     escrow.hold_reason = ""
     escrow.save(update_fields=["hold_reason", "updated_at"])
@@ -690,11 +697,12 @@ def dispute_upheld(*, opened_by_party: str, ruled_seller_gross: int, default_sel
     return ruled_seller_gross > default_seller_gross
 
 
-def _default_seller_gross(escrow: Escrow) -> int:
-    """What the seller would have been paid (before the fee) had nobody disputed."""
-    if escrow.evaluation_outcome == "passed":
+def _default_seller_gross(escrow: Escrow, dispute: Dispute) -> int:
+    """What the seller would have been paid (before the fee) had nobody disputed: the decision
+    on the evaluation the dispute contested (a re-evaluation during the case does not move it)."""
+    if dispute.evaluation_outcome == "passed":
         return escrow_services.settleable_minor(escrow)
-    return escrow_services._failed_amounts(escrow).seller_gross
+    return escrow_services._failed_amounts(escrow, evaluation=dispute.evaluation).seller_gross
 
 
 @transaction.atomic(durable=True)
@@ -718,7 +726,7 @@ def dispute_rule(
     if not dispute.is_active:
         raise Conflict(f"This dispute is {dispute.status}; there is nothing to rule.", code="not_active")
     now = timezone.now()
-    default_gross = _default_seller_gross(escrow)
+    default_gross = _default_seller_gross(escrow, dispute)
     settlement = escrow_services._settle(
         escrow,
         escrow_money.amounts_for_share(escrow_services.settleable_minor(escrow), share, escrow.fee_bps),

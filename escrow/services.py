@@ -262,11 +262,12 @@ def escrow_decide(*, engagement_id: int, outcome: str) -> Escrow | None:
 # --- settling -----------------------------------------------------------------------------------
 
 
-def _failed_amounts(escrow: Escrow) -> escrow_money.Amounts:
+def _failed_amounts(escrow: Escrow, *, evaluation: Any = None) -> escrow_money.Amounts:
     """Refund in full, or split pro rata by clause weight when the terms say so
-    and no critical clause failed."""
+    and no critical clause failed (by the latest evaluation, or the one given)."""
     terms = escrow.engagement.pact_version.terms  # type: ignore[union-attr]
-    evaluation = trust_selectors.evaluation_latest(engagement_id=escrow.engagement_id)
+    if evaluation is None:
+        evaluation = trust_selectors.evaluation_latest(engagement_id=escrow.engagement_id)
     results = list(evaluation.clause_results.all()) if evaluation is not None else []
     critical_failed = any(r.severity == "critical" and r.outcome == "failed" for r in results)
     if terms.get("settlement") == "pro_rata" and results and not critical_failed:
@@ -1098,6 +1099,14 @@ def _chargeback_release(escrow: Escrow, dispute_id: str) -> str:
             escrow=escrow, status=EscrowTimer.Status.DONE, result="nothing to do", fired_at__gte=held_at
         ).update(status=EscrowTimer.Status.PENDING, due_at=timezone.now(), fired_at=None, result="")
     _chargeback_evidence(escrow, dispute_id, "released")
+    if (
+        escrow.evaluation_outcome
+        and escrow.engagement.status == Engagement.Status.EVALUATED
+        and not EscrowTimer.objects.filter(escrow=escrow, status=EscrowTimer.Status.PENDING).exists()
+    ):
+        # The evaluation finished while the chargeback froze the money (its decision was put
+        # off, or a re-evaluation changed it): decide now.
+        escrow_decide(engagement_id=escrow.engagement_id, outcome=escrow.evaluation_outcome)
     return f"escrow {escrow.pk} released from the chargeback hold"
 
 

@@ -62,3 +62,16 @@ def test_unknown_api_paths_are_json_404s(client, method, path):
     assert response.status_code == 404
     assert response["Content-Type"] == "application/json"
     assert response.json()["detail"] == "Not found."
+
+
+@pytest.mark.parametrize("path", ["/api/v1/agents", "/api/docs", "/api/schema", "/api/v1/leaderboard"])
+def test_a_real_api_path_without_its_slash_redirects(client, path):
+    response = client.get(path + "?page=2")
+    assert response.status_code == 301
+    assert response["Location"] == path + "/?page=2"
+
+
+def test_a_post_without_the_slash_names_the_endpoint(client):
+    response = client.post("/api/v1/engagements", {}, content_type="application/json")
+    assert response.status_code == 404
+    assert "/api/v1/engagements/ (with a trailing slash)" in response.json()["detail"]

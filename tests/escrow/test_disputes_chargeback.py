@@ -7,11 +7,14 @@ import pytest
 from core.errors import Conflict
 from escrow import disputes, ledger
 from escrow import services as escrow_services
-from escrow.models import Dispute, EscrowTimer, Settlement
+from escrow.models import Dispute, Escrow, EscrowTimer, Settlement
 from escrow.selectors import held_escrows
-from tests.escrow.conftest import evaluated_engagement
+from tests.escrow.conftest import evaluated_engagement, funded_engagement
 from tests.escrow.test_disputes import open_dispute
 from tests.factories import UserFactory
+from tests.trust.conftest import deliver
+from tests.trust.test_pipeline import run_all
+from trust import services as trust_services
 from trust.models import TrustPolicy
 
 pytestmark = pytest.mark.django_db
@@ -112,3 +115,48 @@ def test_a_manual_release_not_done_in_the_review_window_goes_to_an_admin(staff):
         escrow_id=escrow.pk, actor=staff, outcome="release", seller_share_bps=None, rationale="Delivered as agreed."
     )
     assert settlement.outcome == "release"
+
+
+@pytest.mark.parametrize(("good", "action"), [(True, "release"), (False, "settle_failed")])
+def test_an_evaluation_that_finished_during_a_chargeback_is_decided_when_it_is_won(good, action):
+    engagement, escrow = funded_engagement()
+    escrow_services.escrow_chargeback(escrow_id=escrow.pk, dispute_id="dp_5", status="needs_response")
+    deliverable = deliver(engagement, actions=("search", "read") if good else ("search", "payments"))
+    evaluation = run_all(trust_services.evaluation_start(deliverable_id=deliverable.pk))
+    escrow_services.escrow_decide(engagement_id=engagement.pk, outcome=evaluation.outcome)
+    assert not EscrowTimer.objects.filter(escrow=escrow, status="pending").exists()  # frozen
+    escrow_services.escrow_chargeback(escrow_id=escrow.pk, dispute_id="dp_5", status="won")
+    escrow.refresh_from_db()
+    assert escrow.status == "funded"
+    assert EscrowTimer.objects.get(escrow=escrow, status="pending").action == action
+
+
+def test_upheld_is_judged_against_the_contested_evaluation(staff):
+    engagement, escrow, _ = evaluated_engagement(good=True)
+    dispute = open_dispute(engagement)  # the buyer contests a pass (default: full release)
+    # A re-evaluation during the case records another outcome on the escrow; the contested one stands.
+    Escrow.objects.filter(pk=escrow.pk).update(evaluation_outcome="failed")
+    ruled = disputes.dispute_rule(
+        dispute_id=dispute.pk, actor=staff, outcome="refund", seller_share_bps=None, rationale="The buyer was right."
+    )
+    assert ruled.upheld is True
+
+
+def test_the_dispute_window_follows_a_manual_release_timer(staff):
+    for name, action, hours in (("manual", "require_manual_release", 0), ("longer", "extend_review_window", 48)):
+        TrustPolicy.objects.create(
+            name=name,
+            metric="compliance_lower",
+            comparator="lt",
+            threshold=0.99,
+            action=action,
+            extra_review_hours=hours,
+            min_evidence=1,
+            owner=staff,
+            next_review_at="2030-01-01T00:00:00Z",
+        )
+    engagement, escrow, evaluation = evaluated_engagement(good=True)
+    timer = EscrowTimer.objects.get(escrow=escrow, status="pending")
+    assert timer.action == "manual_release"
+    assert disputes.dispute_window_closes_at(escrow, evaluation) == timer.due_at
+    open_dispute(engagement)  # still inside the (extended) window
