@@ -224,6 +224,8 @@ def escrow_decide(*, engagement_id: int, outcome: str) -> Escrow | None:
     )
     if escrow.chargeback_open:
         return escrow  # a card chargeback is open: nothing moves until it closes
+    if escrow.status == Escrow.Status.HELD and escrow.hold_reason.startswith(f"{CHARGEBACK_HOLD_REASON} lost"):
+        return escrow  # part of the payment went back through the card network: an admin settles the rest
     if outcome == "inconclusive":
         if escrow.status == Escrow.Status.FUNDED:
             _move(escrow, Escrow.Status.HELD, reason="evaluation inconclusive: an admin decides")

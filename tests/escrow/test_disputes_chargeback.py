@@ -160,3 +160,16 @@ def test_the_dispute_window_follows_a_manual_release_timer(staff):
     assert timer.action == "manual_release"
     assert disputes.dispute_window_closes_at(escrow, evaluation) == timer.due_at
     open_dispute(engagement)  # still inside the (extended) window
+
+
+def test_an_evaluation_leaves_a_part_lost_chargeback_with_the_admin():
+    engagement, escrow = funded_engagement()
+    escrow_services.escrow_chargeback(escrow_id=escrow.pk, dispute_id="dp_6", status="lost", amount=2000)
+    deliverable = deliver(engagement)
+    evaluation = run_all(trust_services.evaluation_start(deliverable_id=deliverable.pk))
+    escrow_services.escrow_decide(engagement_id=engagement.pk, outcome=evaluation.outcome)
+    escrow.refresh_from_db()
+    assert escrow.status == "held"
+    assert "an admin settles" in escrow.hold_reason
+    assert not EscrowTimer.objects.filter(escrow=escrow, status="pending").exists()
+    assert held_escrows().filter(pk=escrow.pk).exists()
