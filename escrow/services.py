@@ -212,7 +212,15 @@ def escrow_decide(*, engagement_id: int, outcome: str) -> Escrow | None:
     escrow_id = Escrow.objects.filter(engagement_id=engagement_id).values_list("id", flat=True).first()
     if escrow_id is None:
         return None  # never funded through escrow (nothing to move)
+    engagement_status = Engagement.objects.values_list("status", flat=True).get(pk=engagement_id)
     escrow = escrow_lock(escrow_id)
+    if escrow.status == Escrow.Status.SETTLED and engagement_status == Engagement.Status.EVALUATED:
+        # The money already went back through a card chargeback before the job was judged:
+        # nothing is left to decide, and the engagement must not wait for a settlement.
+        marketplace_services.engagement_mark_closed(
+            engagement_id=engagement_id, reason="the payment was already returned through a card chargeback"
+        )
+        return escrow
     if escrow.status not in (Escrow.Status.FUNDED, Escrow.Status.HELD):
         return escrow
     escrow.evaluation_outcome = outcome
@@ -1161,6 +1169,11 @@ def _chargeback_return(escrow: Escrow, dispute_id: str, amount: int) -> str:
     disputes_end_for_chargeback(escrow=escrow, reason=f"card chargeback {dispute_id} lost: the buyer was refunded")
     if escrow.engagement.status in (Engagement.Status.EVALUATED, Engagement.Status.DISPUTED):
         marketplace_services.engagement_mark_closed(engagement_id=escrow.engagement_id, reason="chargeback lost")
+    elif escrow.engagement.status == Engagement.Status.ACTIVE:
+        # Not delivered yet, and the buyer has the money back: the job ends here.
+        marketplace_services.engagement_mark_expired(
+            engagement_id=escrow.engagement_id, reason="chargeback lost: the buyer was refunded by the card network"
+        )
     _chargeback_evidence(escrow, dispute_id, "returned to the buyer", amount_minor=returned)
     return f"escrow {escrow.pk}: chargeback lost, the held money went back to the buyer"
 

@@ -173,3 +173,22 @@ def test_an_evaluation_leaves_a_part_lost_chargeback_with_the_admin():
     assert "an admin settles" in escrow.hold_reason
     assert not EscrowTimer.objects.filter(escrow=escrow, status="pending").exists()
     assert held_escrows().filter(pk=escrow.pk).exists()
+
+
+def test_a_chargeback_lost_before_delivery_ends_the_job():
+    engagement, escrow = funded_engagement()
+    escrow_services.escrow_chargeback(escrow_id=escrow.pk, dispute_id="dp_7", status="lost")
+    engagement.refresh_from_db()
+    escrow.refresh_from_db()
+    assert (escrow.status, engagement.status) == ("settled", "expired")
+
+
+def test_a_chargeback_lost_while_the_job_was_being_judged_closes_it():
+    engagement, escrow = funded_engagement()
+    deliverable = deliver(engagement)
+    escrow_services.escrow_chargeback(escrow_id=escrow.pk, dispute_id="dp_8", status="lost")
+    evaluation = run_all(trust_services.evaluation_start(deliverable_id=deliverable.pk))
+    escrow_services.escrow_decide(engagement_id=engagement.pk, outcome=evaluation.outcome)
+    engagement.refresh_from_db()
+    assert engagement.status == "closed"
+    assert not Settlement.objects.filter(escrow=escrow).exists()
