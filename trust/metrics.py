@@ -108,7 +108,8 @@ def trust_record_evaluation(*, evaluation: Evaluation, now: datetime.datetime | 
     listing_id, category = Engagement.objects.values_list("listing_id", "category").get(pk=evaluation.engagement_id)
     previous = _previous_counted(evaluation)
     hl = half_life_seconds()
-    for record in _locked_records(listing_id, _categories(category), now):
+    records = _locked_records(listing_id, _categories(category), now)
+    for record in records:
         evidence = _evidence(record, now)
         if previous is not None and previous.compliance is not None and previous.finished_at is not None:
             evidence = evidence.add(previous.compliance, previous.finished_at, hl, sign=-1)
@@ -122,8 +123,9 @@ def trust_record_evaluation(*, evaluation: Evaluation, now: datetime.datetime | 
     _count_clauses(listing_id, evaluation.pk, +1)
     if previous is not None:
         _count_clauses(listing_id, previous.pk, -1)
-    history_point_write(listing_id=listing_id, now=now)
-    policies.policies_apply(listing_id=listing_id, now=now)
+    overall = records[0]  # category "" sorts first
+    history_point_write(listing_id=listing_id, now=now, record=overall)
+    policies.policies_apply(listing_id=listing_id, now=now, record=overall)
     return True
 
 
@@ -140,20 +142,38 @@ def _count_clauses(listing_id: int, evaluation_id: int, sign: int) -> None:
         ClauseStat.objects.filter(listing_id=listing_id, clause_key=key).update(kind=kind, **{column: F(column) + sign})
 
 
+def _count_fact(
+    fact: type[SettledTask] | type[DisputeOutcome],
+    *,
+    engagement_id: int,
+    at: datetime.datetime,
+    column: str,
+    **fields: Any,
+) -> tuple[int, TrustRecord] | None:
+    """Store a fact about an engagement once and add one to `column` of its agent's records;
+    None when the fact was already counted. Returns the agent and its agent-wide record."""
+    listing_id, category = Engagement.objects.values_list("listing_id", "category").get(pk=engagement_id)
+    _, created = fact.objects.get_or_create(
+        engagement_id=engagement_id, defaults={"listing_id": listing_id, "category": category, **fields}
+    )
+    if not created:
+        return None
+    records = _locked_records(listing_id, _categories(category), at)
+    for record in records:
+        setattr(record, column, getattr(record, column) + 1)
+        record.save(update_fields=[column, "updated_at"])
+    return listing_id, records[0]
+
+
 @transaction.atomic
 def trust_task_settled(*, engagement_id: int, at: datetime.datetime | None = None) -> bool:
     """Escrow settled this engagement's money: one more task in the dispute-rate denominator (once)."""
     at = at or timezone.now()
-    listing_id, category = Engagement.objects.values_list("listing_id", "category").get(pk=engagement_id)
-    _, created = SettledTask.objects.get_or_create(
-        engagement_id=engagement_id, defaults={"listing_id": listing_id, "category": category, "settled_at": at}
-    )
-    if not created:
+    counted = _count_fact(SettledTask, engagement_id=engagement_id, at=at, column="settled_tasks", settled_at=at)
+    if counted is None:
         return False
-    for record in _locked_records(listing_id, _categories(category), at):
-        record.settled_tasks += 1
-        record.save(update_fields=["settled_tasks", "updated_at"])
-    policies.policies_apply(listing_id=listing_id, now=at)
+    listing_id, overall = counted
+    policies.policies_apply(listing_id=listing_id, now=at, record=overall)
     return True
 
 
@@ -161,19 +181,15 @@ def trust_task_settled(*, engagement_id: int, at: datetime.datetime | None = Non
 def trust_dispute_ruled(*, engagement_id: int, upheld: bool, at: datetime.datetime | None = None) -> bool:
     """An admin ruled a dispute on this engagement: count it as upheld or rejected (once)."""
     at = at or timezone.now()
-    listing_id, category = Engagement.objects.values_list("listing_id", "category").get(pk=engagement_id)
-    _, created = DisputeOutcome.objects.get_or_create(
-        engagement_id=engagement_id,
-        defaults={"listing_id": listing_id, "category": category, "upheld": bool(upheld), "ruled_at": at},
-    )
-    if not created:
-        return False
     column = "disputes_upheld" if upheld else "disputes_rejected"
-    for record in _locked_records(listing_id, _categories(category), at):
-        setattr(record, column, getattr(record, column) + 1)
-        record.save(update_fields=[column, "updated_at"])
-    history_point_write(listing_id=listing_id, now=at)
-    policies.policies_apply(listing_id=listing_id, now=at)
+    counted = _count_fact(
+        DisputeOutcome, engagement_id=engagement_id, at=at, column=column, upheld=bool(upheld), ruled_at=at
+    )
+    if counted is None:
+        return False
+    listing_id, overall = counted
+    history_point_write(listing_id=listing_id, now=at, record=overall)
+    policies.policies_apply(listing_id=listing_id, now=at, record=overall)
     return True
 
 
@@ -247,14 +263,8 @@ def trust_refresh(*, listing_id: int, now: datetime.datetime | None = None) -> N
     computed = trust_recompute(listing_id=listing_id, now=now)
     records = {r.category: r for r in _locked_records(listing_id, sorted(computed), now)}
     for category, values in computed.items():
-        record = records[category]
-        record.evidence_count = values.evidence_count
-        record.last_verified_at = values.last_verified_at
-        record.settled_tasks = values.settled_tasks
-        record.disputes_upheld = values.disputes_upheld
-        record.disputes_rejected = values.disputes_rejected
-        _store(record, values.evidence)
-        record.save()
+        _fill(records[category], values)
+        records[category].save()
     TrustRecord.objects.filter(listing_id=listing_id).exclude(category__in=list(computed)).delete()
     ClauseStat.objects.filter(listing_id=listing_id).delete()
     ClauseStat.objects.bulk_create(
@@ -268,8 +278,19 @@ def trust_refresh(*, listing_id: int, now: datetime.datetime | None = None) -> N
         )
         for key, stat in computed[TrustRecord.ALL].clauses.items()
     )
-    history_point_write(listing_id=listing_id, now=now)
-    policies.policies_apply(listing_id=listing_id, now=now)
+    overall = records[TrustRecord.ALL]
+    history_point_write(listing_id=listing_id, now=now, record=overall)
+    policies.policies_apply(listing_id=listing_id, now=now, record=overall)
+
+
+def _fill(record: TrustRecord, values: Recomputed) -> None:
+    """Set a record to a recomputation's figures (and what follows from them)."""
+    record.evidence_count = values.evidence_count
+    record.last_verified_at = values.last_verified_at
+    record.settled_tasks = values.settled_tasks
+    record.disputes_upheld = values.disputes_upheld
+    record.disputes_rejected = values.disputes_rejected
+    _store(record, values.evidence)
 
 
 def trust_refresh_all(*, now: datetime.datetime | None = None) -> int:
@@ -296,9 +317,11 @@ def _history_defaults(record: TrustRecord) -> dict[str, Any]:
     }
 
 
-def history_point_write(*, listing_id: int, now: datetime.datetime) -> None:
-    """Today's point of the agent's history (the latest figures of the day win)."""
-    record = TrustRecord.objects.filter(listing_id=listing_id, category=TrustRecord.ALL).first()
+def history_point_write(*, listing_id: int, now: datetime.datetime, record: TrustRecord | None = None) -> None:
+    """Today's point of the agent's history (the latest figures of the day win), from the
+    agent-wide record given or read."""
+    if record is None:
+        record = TrustRecord.objects.filter(listing_id=listing_id, category=TrustRecord.ALL).first()
     if record is None:
         return
     TrustHistoryPoint.objects.update_or_create(
@@ -316,15 +339,8 @@ def trust_history_backfill(*, listing_id: int, days: int, now: datetime.datetime
         values = trust_recompute(listing_id=listing_id, now=moment)[TrustRecord.ALL]
         if not values.evidence_count:
             continue
-        record = TrustRecord(
-            r=values.evidence.r,
-            s=values.evidence.s,
-            evidence_count=values.evidence_count,
-            settled_tasks=values.settled_tasks,
-            disputes_upheld=values.disputes_upheld,
-            disputes_rejected=values.disputes_rejected,
-        )
-        derive(record)
+        record = TrustRecord()
+        _fill(record, values)
         TrustHistoryPoint.objects.update_or_create(
             listing_id=listing_id, day=timezone.localdate(moment), defaults=_history_defaults(record)
         )

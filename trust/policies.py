@@ -84,13 +84,16 @@ def crossed(policy: TrustPolicy, record: TrustRecord, now: datetime.datetime) ->
     return value if COMPARATORS[policy.comparator](value, policy.threshold) else None
 
 
-def policies_apply(*, listing_id: int, now: datetime.datetime | None = None) -> list[EscalationEvent]:
+def policies_apply(
+    *, listing_id: int, now: datetime.datetime | None = None, record: TrustRecord | None = None
+) -> list[EscalationEvent]:
     """Check every active policy against the agent's record; escalate the new crossings.
 
     Runs inside the caller's transaction (the one that changed the record).
     """
     now = now or timezone.now()
-    record = TrustRecord.objects.filter(listing_id=listing_id, category=TrustRecord.ALL).first()
+    if record is None:  # the caller may pass the agent-wide record it just wrote
+        record = TrustRecord.objects.filter(listing_id=listing_id, category=TrustRecord.ALL).first()
     if record is None:
         return []
     open_events = {
@@ -141,21 +144,17 @@ def _fmt(value: float | None) -> str:
 
 def _close(event: EscalationEvent, *, actor: User | None, note: str, evidence_at_override: int | None = None) -> bool:
     """Resolve an open event once (a staff resolution and a recovery may race: one wins)."""
-    now = timezone.now()
-    closed = EscalationEvent.objects.filter(pk=event.pk, status=EscalationEvent.Status.OPEN).update(
-        status=EscalationEvent.Status.RESOLVED,
-        resolved_at=now,
-        resolved_by=actor,
-        resolution_note=note[:2000],
-        evidence_at_override=evidence_at_override,
-    )
-    if not closed:
+    resolution = {
+        "status": EscalationEvent.Status.RESOLVED,
+        "resolved_at": timezone.now(),
+        "resolved_by": actor,
+        "resolution_note": note[:2000],
+        "evidence_at_override": evidence_at_override,
+    }
+    if not EscalationEvent.objects.filter(pk=event.pk, status=EscalationEvent.Status.OPEN).update(**resolution):
         return False
-    event.status = EscalationEvent.Status.RESOLVED
-    event.resolved_at = now
-    event.resolved_by = actor
-    event.resolution_note = note[:2000]
-    event.evidence_at_override = evidence_at_override
+    for name, value in resolution.items():
+        setattr(event, name, value)
     if event.action == TrustPolicy.Action.SUSPEND_LISTING:
         still_suspended = EscalationEvent.objects.filter(
             listing_id=event.listing_id, status=EscalationEvent.Status.OPEN, action=TrustPolicy.Action.SUSPEND_LISTING

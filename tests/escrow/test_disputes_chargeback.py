@@ -11,11 +11,10 @@ from escrow.models import Dispute, Escrow, EscrowTimer, Settlement
 from escrow.selectors import held_escrows
 from tests.escrow.conftest import evaluated_engagement, funded_engagement
 from tests.escrow.test_disputes import open_dispute
-from tests.factories import UserFactory
+from tests.factories import TrustPolicyFactory, UserFactory
 from tests.trust.conftest import deliver
 from tests.trust.test_pipeline import run_all
 from trust import services as trust_services
-from trust.models import TrustPolicy
 
 pytestmark = pytest.mark.django_db
 
@@ -91,16 +90,7 @@ def test_a_chargeback_lost_during_a_dispute_ends_the_dispute():
 
 
 def test_a_manual_release_not_done_in_the_review_window_goes_to_an_admin(staff):
-    TrustPolicy.objects.create(
-        name="manual",
-        metric="compliance_lower",
-        comparator="lt",
-        threshold=0.99,
-        action="require_manual_release",
-        min_evidence=1,
-        owner=staff,
-        next_review_at="2030-01-01T00:00:00Z",
-    )
+    TrustPolicyFactory.create(action="require_manual_release", owner=staff)
     _, escrow, _ = evaluated_engagement(good=True)
     assert escrow.manual_release_required is True
     timer = EscrowTimer.objects.get(escrow=escrow, status="pending")
@@ -143,18 +133,8 @@ def test_upheld_is_judged_against_the_contested_evaluation(staff):
 
 
 def test_the_dispute_window_follows_a_manual_release_timer(staff):
-    for name, action, hours in (("manual", "require_manual_release", 0), ("longer", "extend_review_window", 48)):
-        TrustPolicy.objects.create(
-            name=name,
-            metric="compliance_lower",
-            comparator="lt",
-            threshold=0.99,
-            action=action,
-            extra_review_hours=hours,
-            min_evidence=1,
-            owner=staff,
-            next_review_at="2030-01-01T00:00:00Z",
-        )
+    TrustPolicyFactory.create(action="require_manual_release", owner=staff)
+    TrustPolicyFactory.create(action="extend_review_window", extra_review_hours=48, owner=staff)
     engagement, escrow, evaluation = evaluated_engagement(good=True)
     timer = EscrowTimer.objects.get(escrow=escrow, status="pending")
     assert timer.action == "manual_release"

@@ -18,7 +18,7 @@ from marketplace import selectors as marketplace_selectors
 from marketplace import services as marketplace
 from marketplace.models import AgentListing
 from tests.escrow.conftest import evaluated_engagement
-from tests.factories import BuyerFactory, UserFactory
+from tests.factories import BuyerFactory, TrustPolicyFactory, UserFactory
 from tests.trust.test_trust_record import T0, delivered_job, history, judged, make_listing
 from trust import metrics, policies, selectors, services
 from trust.models import EscalationEvent, TrustPolicy
@@ -32,7 +32,7 @@ def staff():
 
 
 def policy(staff, *, action, metric="compliance_lower", comparator="lt", threshold=0.99, min_evidence=1, **extra):
-    return TrustPolicy.objects.create(
+    return TrustPolicyFactory.create(
         name=f"{action} {metric} {comparator} {threshold}",
         metric=metric,
         comparator=comparator,
@@ -40,7 +40,6 @@ def policy(staff, *, action, metric="compliance_lower", comparator="lt", thresho
         action=action,
         min_evidence=min_evidence,
         owner=staff,
-        next_review_at=timezone.now() + datetime.timedelta(days=30),
         **extra,
     )
 

@@ -10,16 +10,14 @@ from django.db import connection
 from django.template.loader import render_to_string
 from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
 from escrow import selectors as escrow_selectors
 from escrow import services as escrow_services
 from escrow.models import Escrow, LedgerTransaction, PayoutAccount, Settlement
 from marketplace.models import AgentListing, Engagement
 from tests.escrow.conftest import agreed_engagement, evaluated_engagement, funded_engagement
-from tests.factories import BuyerFactory, SellerFactory, UserFactory
+from tests.factories import BuyerFactory, SellerFactory, TrustPolicyFactory, UserFactory
 from tests.web.conftest import client_for
-from trust.models import TrustPolicy
 from web.escrow_views import escrow_panel_context
 from web.templatetags.pactum import ledger_transactions
 
@@ -420,16 +418,7 @@ def test_the_spending_page_runs_a_constant_number_of_queries(django_assert_num_q
 
 
 def test_a_manual_release_policy_is_explained_on_the_escrow_panel():
-    TrustPolicy.objects.create(
-        name="Weak agents need manual release",
-        metric="compliance_lower",
-        comparator="lt",
-        threshold=0.99,
-        action="require_manual_release",
-        min_evidence=1,
-        owner=UserFactory.create(is_staff=True),
-        next_review_at=timezone.now(),
-    )
+    TrustPolicyFactory.create(name="Weak agents need manual release", action="require_manual_release")
     engagement, _escrow, _ = evaluated_engagement(good=True)
     page = text(client_for(engagement.buyer).get(f"/engagements/{engagement.pk}/"))
     assert "No automatic release" in page

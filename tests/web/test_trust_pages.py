@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from marketplace import services
-from tests.factories import UserFactory
+from tests.factories import TrustPolicyFactory, UserFactory
 from tests.trust.conftest import active_engagement, deliver
 from tests.trust.test_pipeline import run_all
 from tests.trust.test_trust_record import T0
@@ -507,16 +507,7 @@ def test_the_history_plot_draws_nothing_without_points():
 
 def test_the_trust_page_shows_a_staff_override(client):
     staff = UserFactory.create(is_staff=True)
-    TrustPolicy.objects.create(
-        name="Weak agents are flagged",
-        metric="compliance_lower",
-        comparator="lt",
-        threshold=0.5,
-        action="flag_listing",
-        min_evidence=3,
-        owner=staff,
-        next_review_at=timezone.now(),
-    )
+    TrustPolicyFactory.create(name="Weak agents are flagged", threshold=0.5, min_evidence=3, owner=staff)
     listing, template = trust_listing()
     judged_history(listing, template, [0.0, 0.0, 0.0], start=T0, step_days=1)
     page = client.get(f"/agents/{listing.slug}/trust/").content.decode()
